@@ -1,0 +1,16 @@
+"""Shared test helpers: stand-ins for the backends Spyglass talks to, and process/HTTP tools.
+
+Grafana, Loki, Jaeger and the OTel Collector cannot run on the test machines, so the tests
+talk to small loopback stand-ins that implement those systems' documented wire contracts
+(OTLP/HTTP protobuf, the Loki push API). Each stand-in's docstring names the system it
+stands for; none of them *is* that system.
+
+Modules:
+- ``waiting``: ``wait_until`` (poll with a deadline), ``free_port``, ``closed_port``.
+- ``procs``: ``AppProcess`` (a real child process, killed by group), ``spyglass_argv``,
+  ``http_get``/``http_request`` (raw http.client, odd paths allowed).
+- ``otlp``: ``OTLPReceiver`` and its decoded ``Span``.
+- ``loki``: ``LokiReceiver`` and its ``LogEntry``.
+- ``blackhole``: ``BlackHoleServer``, a backend that accepts and never answers.
+- ``prom``: scrape, parse and query Prometheus expositions, ``promtool_check_metrics``.
+"""
