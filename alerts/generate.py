@@ -210,19 +210,23 @@ class Generator:
         }
 
     def slo_groups(self) -> list[Group]:
+        """One group per SLI: its recordings first, then the alerts reading them.
+
+        Rules in a group run in order at the same timestamp, so an alert always sees the
+        ratios recorded in this very evaluation (separate groups would lag by one interval).
+        """
         windows = [w for b in self.burn_alerts for win in b.windows for w in (win.long, win.short)]
-        alerts: list[Rule] = []
-        for sli in ("availability", "latency"):
-            for burn in self.burn_alerts:
-                for service, spec in self.slos["slos"].items():
-                    if sli in spec:
-                        alerts.append(
-                            self._burn_alert(sli, service, spec[sli]["objective"], burn)
-                        )
-        return [
-            {"name": "spyglass-slo-sli-recordings", "rules": self._sli_records(windows)},
-            {"name": "spyglass-slo-burn-rate-alerts", "rules": alerts},
-        ]
+        groups: list[Group] = []
+        for sli, marker in (("availability", ":error_ratio_"), ("latency", ":slow_ratio_")):
+            records = [r for r in self._sli_records(windows) if marker in r["record"]]
+            alerts = [
+                self._burn_alert(sli, service, spec[sli]["objective"], burn)
+                for burn in self.burn_alerts
+                for service, spec in self.slos["slos"].items()
+                if sli in spec
+            ]
+            groups.append({"name": f"spyglass-slo-{sli}", "rules": records + alerts})
+        return groups
 
     def slo_groups_test_scaled(self) -> list[Group]:
         """The availability page alert with windows shrunk for the end-to-end test."""
