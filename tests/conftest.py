@@ -72,10 +72,11 @@ def _no_leaked_processes() -> Iterator[None]:
 
     try:
         wait_until(lambda: not leftovers(), timeout=5, interval=0.1)
+        return
     except AssertionError:
         leaked = {pid: cmdline(pid) for pid in leftovers()}
-        for pid in leaked:
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
-        if leaked:
-            pytest.fail(f"tests leaked child processes (now killed): {leaked}", pytrace=False)
+    for pid in leaked:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    if leaked:
+        pytest.fail(f"tests leaked child processes (now killed): {leaked}", pytrace=False)
