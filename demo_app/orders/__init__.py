@@ -1,0 +1,1 @@
+"""orders: a Django service that owns products and orders and enqueues the payment task."""

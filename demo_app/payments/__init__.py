@@ -1,0 +1,1 @@
+"""payments: a small Flask service that "charges" an order with realistic latency variance."""

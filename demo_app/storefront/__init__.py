@@ -1,0 +1,1 @@
+"""storefront: the async FastAPI front end that shoppers (and the load generator) talk to."""
