@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, Message
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
@@ -38,7 +38,7 @@ _STATUS = {
     trace_pb2.Status.STATUS_CODE_OK: "OK",
     trace_pb2.Status.STATUS_CODE_ERROR: "ERROR",
 }
-_PATHS = {
+_PATHS: dict[str, tuple[type[Message], type[Message]]] = {
     "/v1/traces": (
         trace_service_pb2.ExportTraceServiceRequest,
         trace_service_pb2.ExportTraceServiceResponse,
@@ -196,8 +196,8 @@ class OTLPReceiver(LoopbackHTTPServer):
         headers = {k.lower(): v for k, v in handler.headers.items()}
         with self.lock:
             self.received.append(ReceivedRequest(path, headers, body))
-            if path == "/v1/traces":
-                self._spans.extend(_decode_spans(message))  # type: ignore[arg-type]
+            if isinstance(message, trace_service_pb2.ExportTraceServiceRequest):
+                self._spans.extend(_decode_spans(message))
         handler.send_bytes(200, response_cls().SerializeToString(), "application/x-protobuf")
 
     def _reject(self, handler: _QuietHandler, status: int, message: str) -> None:
