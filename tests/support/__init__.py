@@ -5,6 +5,10 @@ talk to small loopback stand-ins that implement those systems' documented wire c
 (OTLP/HTTP protobuf, the Loki push API). Each stand-in's docstring names the system it
 stands for; none of them *is* that system.
 
+Import them as ``from tests.support.otlp import OTLPReceiver`` (tests/conftest.py puts the
+repository root on ``sys.path``); the ``otlp_receiver``, ``loki_receiver`` and ``blackhole``
+fixtures in tests/conftest.py hand out started instances.
+
 Modules:
 - ``waiting``: ``wait_until`` (poll with a deadline), ``free_port``, ``closed_port``.
 - ``procs``: ``AppProcess`` (a real child process, killed by group), ``spyglass_argv``,
