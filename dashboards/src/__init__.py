@@ -1,0 +1,1 @@
+"""Dashboard sources: one module per dashboard, each exposing ``build() -> Dashboard``."""
