@@ -1,0 +1,201 @@
+"""The ``spyglass`` command.
+
+``spyglass run [OPTIONS] -- CMD [ARGS...]`` checks the configuration, then *replaces itself*
+with CMD (``exec``), with the agent's bootstrap directory first on ``PYTHONPATH``. Because it
+execs, the app keeps spyglass's pid, argv, stdin, stdout, exit code and signals exactly as if
+it had been started directly; every Python process it starts (forked workers, spawned
+workers, the autoreloader's child) loads the agent through ``sitecustomize``.
+
+Exit status: 2 for a usage or configuration error (before the app starts), 127 when CMD is
+not found, 126 when it cannot be executed, otherwise whatever the app returns.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from spyglass import __version__
+from spyglass.config import (
+    ENV_METRICS_DIR,
+    ENV_METRICS_OWNER,
+    SETTINGS,
+    ConfigError,
+    load_config,
+    to_environ,
+)
+
+__all__ = ["main"]
+
+PROG = "spyglass"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {message}\n"
+                     f"Try '{self.prog} --help' for more information.\n")
+
+
+def _fail(message: str, status: int = 2) -> int:
+    sys.stderr.write(f"{PROG}: error: {message}\n")
+    return status
+
+
+def _add_run(subparsers: Any) -> None:
+    run = subparsers.add_parser(
+        "run", help="run a program with the agent loaded",
+        usage=f"{PROG} run [OPTIONS] -- CMD [ARGS...]",
+        description="Run CMD with Spyglass loaded in every Python process it starts. "
+                    "Options override SPYGLASS_*/OTEL_* variables, which override "
+                    "[tool.spyglass] in pyproject.toml.",
+        epilog="examples:\n"
+               f"  {PROG} run -- gunicorn -w 4 shop.wsgi\n"
+               f"  {PROG} run --service-name api --console -- uvicorn api:app\n"
+               f"  {PROG} run -- celery -A proj worker",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    for s in SETTINGS:
+        default = "" if s.default in (None, ()) else f", default {s.default}"
+        help_text = f"{s.help} [env {s.env}{default}]"
+        if s.is_flag:
+            run.add_argument(s.cli_flag, dest=s.name, action="store_const", const=True,
+                             default=None, help=help_text)
+        else:
+            run.add_argument(s.cli_flag, dest=s.name, metavar=s.metavar, default=None,
+                             help=help_text)
+    run.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD [ARGS...]",
+                     help="the program to run and its arguments")
+    run.set_defaults(func=_run)
+
+
+def _parsed_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Option values parsed with each setting's parser; errors name the flag."""
+    overrides: dict[str, Any] = {}
+    for s in SETTINGS:
+        raw = getattr(args, s.name, None)
+        if raw is None:
+            continue
+        if s.is_flag:
+            overrides[s.name] = True
+            continue
+        try:
+            overrides[s.name] = s.parse(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{s.cli_flag} {raw!r} is invalid: {exc}") from None
+    return overrides
+
+
+_APP_SPEC = re.compile(r"^[A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)*(?::[\w.()]+)?$")
+
+
+def _default_service_name(command: Sequence[str]) -> str | None:
+    """What a user would call the app: ``gunicorn shop.wsgi`` -> shop, ``celery -A p`` -> p."""
+    prog = os.path.basename(command[0])
+    args = list(command[1:])
+    if prog.startswith("python") and args:
+        if args[0] == "-m" and len(args) > 1:
+            prog, args = args[1], args[2:]
+        else:
+            script = os.path.basename(args[0])
+            if script == "manage.py":
+                return os.path.basename(os.getcwd()) or "django"
+            return script[:-3] if script.endswith(".py") else script
+    if prog in ("gunicorn", "uvicorn", "hypercorn", "daphne", "granian"):
+        for arg in reversed(args):
+            if _APP_SPEC.match(arg):
+                return arg.split(":", 1)[0].split(".", 1)[0]
+    if prog == "celery":
+        for i, arg in enumerate(args):
+            if arg in ("-A", "--app") and i + 1 < len(args):
+                return args[i + 1].split(".", 1)[0].split(":", 1)[0]
+            if arg.startswith("--app="):
+                return arg.split("=", 1)[1].split(".", 1)[0]
+    if prog == "flask":
+        return os.environ.get("FLASK_APP", "flask").split(":", 1)[0].split(".", 1)[0]
+    return prog or None
+
+
+def _run(args: argparse.Namespace) -> int:
+    from spyglass.bootstrap import BOOTSTRAP_DIR
+
+    command = list(args.command)
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        return _fail("no command to run; usage: spyglass run [OPTIONS] -- CMD [ARGS...]")
+    try:
+        overrides = _parsed_overrides(args)
+        config = load_config(overrides)
+    except ConfigError as exc:
+        return _fail(str(exc))
+    if config.metrics and not config.sdk_disabled:
+        from spyglass.metrics import bind_check
+
+        problem = bind_check(config.metrics_host, config.metrics_port)
+        if problem:
+            return _fail(
+                f"metrics port {config.metrics_host}:{config.metrics_port} is not available "
+                f"({problem}); choose a free one with --metrics-port or SPYGLASS_METRICS_PORT, "
+                "or turn metrics off with SPYGLASS_METRICS=false")
+    executable = shutil.which(command[0])
+    if executable is None:
+        return _fail(f"{command[0]}: command not found", 127)
+
+    env = dict(os.environ)
+    env.update(to_environ(overrides))
+    if "OTEL_SERVICE_NAME" not in env:
+        name = config.service_name if config.service_name != "unknown_service:python" else None
+        name = name if "service_name" in overrides else (_default_service_name(command) or name)
+        if name:
+            env["OTEL_SERVICE_NAME"] = name
+    # A nested `spyglass run` starts a new app instance with its own /metrics.
+    env.pop(ENV_METRICS_OWNER, None)
+    env.pop(ENV_METRICS_DIR, None)
+    pythonpath = env.get("PYTHONPATH", "")
+    parts = [p for p in pythonpath.split(os.pathsep) if p and p != BOOTSTRAP_DIR]
+    env["PYTHONPATH"] = os.pathsep.join([BOOTSTRAP_DIR, *parts])
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execve(executable, command, env)
+    except OSError as exc:
+        return _fail(f"{command[0]}: {exc.strerror or exc}", 126)
+    return 0  # not reached
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="Spyglass: traces, metrics and logs for Python "
+                     "web apps, with no code change.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    subparsers = parser.add_subparsers(dest="subcommand", metavar="COMMAND",
+                                       parser_class=_Parser)
+    _add_run(subparsers)
+    try:
+        from spyglass import grafana
+
+        grafana.add_parser(subparsers)
+    except ImportError:
+        pass
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

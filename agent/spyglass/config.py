@@ -1,0 +1,373 @@
+"""The one configuration object, and where each of its values comes from.
+
+Every setting is declared once, in :data:`SETTINGS`, with its environment variable, its
+command-line flag, its ``[tool.spyglass]`` key, its default and its help text. The CLI builds
+its options from that table (so ``spyglass run --help`` lists every option with its variable),
+and the agent inside the app builds :class:`Config` from the same table. Precedence is
+options > environment > ``pyproject.toml`` > defaults; ``spyglass run`` passes its options to the
+app as environment variables, so the app side only ever reads the environment and the file.
+
+A bad value raises :class:`ConfigError`, whose message names the setting the way the user wrote
+it (flag, variable or file key) and says how to fix it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+__all__ = ["SETTINGS", "Config", "ConfigError", "Setting", "load_config"]
+
+#: Names of environment variables the agent sets for the processes of one app instance.
+ENV_METRICS_OWNER = "SPYGLASS_METRICS_OWNER"
+ENV_METRICS_DIR = "SPYGLASS_METRICS_DIR"
+ENV_BOOTSTRAPPED = "SPYGLASS_BOOTSTRAP"
+
+
+class ConfigError(ValueError):
+    """A setting has a value the agent cannot use. The message says which and how to fix it."""
+
+
+def _parse_bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("expected true or false (1/0, yes/no, on/off)")
+
+
+def _parse_port(raw: str) -> int:
+    try:
+        port = int(raw)
+    except ValueError:
+        raise ValueError("expected a port number between 1 and 65535") from None
+    if not 1 <= port <= 65535:
+        raise ValueError("expected a port number between 1 and 65535")
+    return port
+
+
+def _parse_url(raw: str) -> str:
+    parts = urlsplit(raw.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("expected an http:// or https:// URL with a host, e.g. http://localhost:4318")
+    try:
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError:
+        raise ValueError("the URL has a malformed port") from None
+    return raw.strip().rstrip("/")
+
+
+def _parse_ratio(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError("expected a number between 0 and 1, e.g. 0.25") from None
+    if not 0.0 <= value <= 1.0:
+        raise ValueError("expected a number between 0 and 1, e.g. 0.25")
+    return value
+
+
+def _parse_positive_float(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError("expected a positive number of seconds") from None
+    if value <= 0:
+        raise ValueError("expected a positive number of seconds")
+    return value
+
+
+def _parse_positive_int(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError("expected a positive whole number") from None
+    if value <= 0:
+        raise ValueError("expected a positive whole number")
+    return value
+
+
+_SAMPLERS = (
+    "always_on",
+    "always_off",
+    "traceidratio",
+    "parentbased_always_on",
+    "parentbased_always_off",
+    "parentbased_traceidratio",
+)
+
+
+def _parse_sampler(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in _SAMPLERS:
+        raise ValueError("expected one of " + ", ".join(_SAMPLERS))
+    return value
+
+
+def _parse_list(raw: str) -> tuple[str, ...]:
+    return tuple(item.strip().lower() for item in raw.split(",") if item.strip())
+
+
+_LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+def _parse_level(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in _LOG_LEVELS:
+        raise ValueError("expected one of " + ", ".join(_LOG_LEVELS))
+    return value
+
+
+def _parse_str(raw: str) -> str:
+    return raw.strip()
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """One configurable value: where it is read from and how it is checked."""
+
+    name: str
+    env: str
+    help: str
+    default: Any
+    parse: Callable[[str], Any] = _parse_str
+    flag: str | None = None
+    metavar: str = "VALUE"
+    is_flag: bool = False  # a boolean option that takes no argument on the command line
+
+    @property
+    def cli_flag(self) -> str:
+        return self.flag or "--" + self.name.replace("_", "-")
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("service_name", "OTEL_SERVICE_NAME", "service name on every signal", None,
+            metavar="NAME"),
+    Setting("service_version", "SPYGLASS_SERVICE_VERSION", "service.version resource attribute",
+            None, metavar="VERSION"),
+    Setting("environment", "SPYGLASS_ENVIRONMENT",
+            "deployment environment (deployment.environment, the Loki 'environment' label)",
+            "development", metavar="ENV"),
+    Setting("otlp_endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "OTLP/HTTP base URL; traces go to <URL>/v1/traces", "http://localhost:4318",
+            _parse_url, metavar="URL"),
+    Setting("otlp_traces_endpoint", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "full OTLP/HTTP URL for traces (overrides --otlp-endpoint)", None, _parse_url,
+            metavar="URL"),
+    Setting("traces", "SPYGLASS_TRACES", "export traces", True, _parse_bool, metavar="BOOL"),
+    Setting("sampler", "OTEL_TRACES_SAMPLER", "trace sampler",
+            "parentbased_traceidratio", _parse_sampler, metavar="NAME"),
+    Setting("sampler_arg", "OTEL_TRACES_SAMPLER_ARG",
+            "sampling ratio for the ratio samplers, 0 to 1", 1.0, _parse_ratio,
+            flag="--sample-rate", metavar="RATIO"),
+    Setting("metrics", "SPYGLASS_METRICS", "serve Prometheus metrics", True, _parse_bool,
+            metavar="BOOL"),
+    Setting("metrics_port", "SPYGLASS_METRICS_PORT",
+            "port of the one /metrics endpoint for the whole app", 9464, _parse_port,
+            metavar="PORT"),
+    Setting("metrics_host", "SPYGLASS_METRICS_HOST",
+            "address the /metrics endpoint binds (0.0.0.0 to let a remote Prometheus scrape)",
+            "127.0.0.1", metavar="HOST"),
+    Setting("cardinality_limit", "SPYGLASS_CARDINALITY_LIMIT",
+            "most label sets per metric and process before the overflow series", 2000,
+            _parse_positive_int, metavar="N"),
+    Setting("logs", "SPYGLASS_LOGS", "ship stdlib logging records to Loki", True, _parse_bool,
+            metavar="BOOL"),
+    Setting("loki_url", "SPYGLASS_LOKI_URL", "Loki base URL; pushes go to <URL>/loki/api/v1/push",
+            "http://localhost:3100", _parse_url, metavar="URL"),
+    Setting("log_level", "SPYGLASS_LOG_LEVEL", "lowest level of records shipped to Loki", "info",
+            _parse_level, metavar="LEVEL"),
+    Setting("disabled_integrations", "SPYGLASS_DISABLED_INTEGRATIONS",
+            "comma list of integrations to leave alone, or * for all", (), _parse_list,
+            metavar="LIST"),
+    Setting("console", "SPYGLASS_CONSOLE",
+            "print one line per request to stderr (method, route, status, duration, trace id)",
+            False, _parse_bool, is_flag=True),
+    Setting("export_timeout", "SPYGLASS_EXPORT_TIMEOUT",
+            "seconds one export may take before its data is dropped", 5.0, _parse_positive_float,
+            metavar="SECONDS"),
+    Setting("max_queue_size", "SPYGLASS_MAX_QUEUE_SIZE",
+            "spans or log records held per process while a backend is slow", 2048,
+            _parse_positive_int, metavar="N"),
+    Setting("debug", "SPYGLASS_DEBUG", "log the agent's own debug messages to stderr", False,
+            _parse_bool, is_flag=True),
+)
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Everything the agent needs to know, resolved once per process."""
+
+    service_name: str
+    service_version: str | None
+    environment: str
+    otlp_endpoint: str
+    otlp_traces_endpoint: str | None
+    traces: bool
+    sampler: str
+    sampler_arg: float
+    metrics: bool
+    metrics_port: int
+    metrics_host: str
+    cardinality_limit: int
+    logs: bool
+    loki_url: str
+    log_level: str
+    disabled_integrations: tuple[str, ...]
+    console: bool
+    export_timeout: float
+    max_queue_size: int
+    debug: bool
+    sdk_disabled: bool = False
+    resource_attributes: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def traces_url(self) -> str:
+        return self.otlp_traces_endpoint or self.otlp_endpoint + "/v1/traces"
+
+    @property
+    def loki_push_url(self) -> str:
+        return self.loki_url + "/loki/api/v1/push"
+
+    def integration_enabled(self, name: str) -> bool:
+        disabled = self.disabled_integrations
+        return "*" not in disabled and name.lower() not in disabled
+
+
+def _read_pyproject(start: Path) -> dict[str, Any]:
+    """The ``[tool.spyglass]`` table of the nearest ``pyproject.toml`` at or above ``start``."""
+    for folder in (start, *start.parents):
+        candidate = folder / "pyproject.toml"
+        if candidate.is_file():
+            try:
+                import tomllib
+            except ImportError:  # Python 3.10
+                return {}
+            try:
+                with candidate.open("rb") as fh:
+                    data = tomllib.load(fh)
+            except (OSError, ValueError) as exc:
+                raise ConfigError(f"{candidate}: cannot read [tool.spyglass]: {exc}; "
+                                  "fix the TOML syntax") from None
+            table = data.get("tool", {}).get("spyglass", {})
+            if not isinstance(table, dict):
+                raise ConfigError(f"{candidate}: [tool.spyglass] must be a table")
+            return table
+    return {}
+
+
+def _parse_resource_attributes(raw: str) -> dict[str, str]:
+    from urllib.parse import unquote
+
+    attrs: dict[str, str] = {}
+    for item in raw.split(","):
+        if "=" not in item:
+            continue
+        key, _, value = item.partition("=")
+        if key.strip():
+            attrs[key.strip()] = unquote(value.strip())
+    return attrs
+
+
+def default_service_name(argv: list[str] | None = None) -> str:
+    """A service name users would guess: the program being run, as OTel agents do."""
+    args = list(sys.argv if argv is None else argv)
+    name = Path(args[0]).name if args and args[0] else ""
+    if name.endswith(".py"):
+        name = name[:-3]
+    if name in ("", "-c", "python", "python3") or name.startswith("python3."):
+        return "unknown_service:python"
+    return name
+
+
+def load_config(
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Config:
+    """Resolve every setting: ``overrides`` (already parsed) > environment > file > default."""
+    env = os.environ if environ is None else environ
+    overrides = overrides or {}
+    table = _read_pyproject(cwd or Path.cwd())
+    unknown = sorted(set(table) - set(_BY_NAME))
+    if unknown:
+        raise ConfigError(
+            f"pyproject.toml [tool.spyglass]: unknown key {unknown[0]!r}; "
+            f"known keys are {', '.join(sorted(_BY_NAME))}"
+        )
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        if setting.name in overrides and overrides[setting.name] is not None:
+            values[setting.name] = overrides[setting.name]
+            continue
+        raw = env.get(setting.env)
+        where = setting.env
+        if raw is None and setting.name in table:
+            raw, where = str(table[setting.name]), f"pyproject.toml [tool.spyglass] {setting.name}"
+            if isinstance(table[setting.name], bool):
+                raw = "true" if table[setting.name] else "false"
+            elif isinstance(table[setting.name], list):
+                raw = ",".join(str(v) for v in table[setting.name])
+        if raw is None or (raw == "" and not isinstance(setting.default, bool)):
+            values[setting.name] = setting.default
+            continue
+        try:
+            values[setting.name] = setting.parse(raw)
+        except ValueError as exc:
+            raise ConfigError(
+                f"{where}={raw!r} is invalid: {exc} "
+                f"(flag {setting.cli_flag}; default {setting.default!r})"
+            ) from None
+
+    resource = _parse_resource_attributes(env.get("OTEL_RESOURCE_ATTRIBUTES", ""))
+    if not values["service_name"]:
+        values["service_name"] = resource.get("service.name") or default_service_name()
+    if not values["service_version"]:
+        values["service_version"] = resource.get("service.version")
+    if "deployment.environment" in resource and setting_unset(env, table, overrides,
+                                                               "environment"):
+        values["environment"] = resource["deployment.environment"]
+    try:
+        sdk_disabled = _parse_bool(env.get("OTEL_SDK_DISABLED", "false"))
+    except ValueError as exc:
+        raise ConfigError(f"OTEL_SDK_DISABLED={env.get('OTEL_SDK_DISABLED')!r} is invalid: "
+                          f"{exc}") from None
+    return Config(**values, sdk_disabled=sdk_disabled, resource_attributes=resource)
+
+
+def setting_unset(env: Mapping[str, str], table: Mapping[str, Any],
+                  overrides: Mapping[str, Any], name: str) -> bool:
+    """True when nobody set ``name``: not by option, variable or file."""
+    setting = _BY_NAME[name]
+    return overrides.get(name) is None and setting.env not in env and name not in table
+
+
+def to_environ(values: Mapping[str, Any]) -> dict[str, str]:
+    """Render parsed option values as the environment variables the app side reads."""
+    out: dict[str, str] = {}
+    for name, value in values.items():
+        if value is None:
+            continue
+        setting = _BY_NAME[name]
+        if isinstance(value, bool):
+            out[setting.env] = "true" if value else "false"
+        elif isinstance(value, tuple):
+            out[setting.env] = ",".join(value)
+        else:
+            out[setting.env] = str(value)
+    return out
+
+
+def env_var_pattern() -> re.Pattern[str]:
+    """Matches every variable the agent reads; used to tell users which ones are set."""
+    names = "|".join(re.escape(s.env) for s in SETTINGS)
+    return re.compile(rf"^(?:{names}|OTEL_[A-Z_]+)$")

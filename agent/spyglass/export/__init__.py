@@ -1,0 +1,1 @@
+"""Background exporters: bounded queues, drop-and-count, never on the request path."""

@@ -1,0 +1,158 @@
+"""A bounded queue drained by one background thread, shared by the span and log exporters.
+
+The request path only appends to a ``deque``; it never blocks, never does I/O and never
+raises. When the queue is full the item is dropped and counted (``spyglass_dropped_total``
+with reason ``queue_full``). The worker sends a batch every ``interval`` seconds, or sooner
+when half a batch is waiting; a failed send drops the batch, counts it, and logs one warning
+per five minutes. The thread starts lazily on the first item and again after a fork, since
+threads do not survive a fork.
+
+Why our own and not the SDK's ``BatchSpanProcessor``: it exposes no drop counts, and the same
+loop serves the Loki exporter, which the SDK has no equivalent for.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Generic, TypeVar
+
+from spyglass import forksafe
+from spyglass import metrics as _metrics
+from spyglass._log import get_logger, warn_once_per
+
+__all__ = ["BatchWorker"]
+
+T = TypeVar("T")
+
+
+class BatchWorker(Generic[T]):
+    """Queue items from any thread; ``send`` batches of them from one daemon thread."""
+
+    def __init__(self, signal: str, send: Callable[[Sequence[T]], bool], max_queue: int = 2048,
+                 max_batch: int = 512, interval: float = 1.0) -> None:
+        self.signal = signal
+        self._send = send
+        self._max_queue = max_queue
+        self._max_batch = max_batch
+        self._interval = interval
+        self._wake_at = max(1, max_batch // 2)
+        self._init_state()
+        forksafe.register_after_in_child(self._init_state)
+
+    def _init_state(self) -> None:
+        self._queue: collections.deque[T] = collections.deque()
+        self._wake = threading.Event()
+        self._idle = threading.Event()
+        self._idle.set()
+        self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
+        self._stopped = False
+        self._flush_lock = threading.Lock()
+
+    def put(self, item: T) -> None:
+        """Never blocks, never raises: the request path calls this."""
+        queue = self._queue
+        if len(queue) >= self._max_queue:
+            self._count("dropped", reason="queue_full")
+            return
+        queue.append(item)
+        if self._thread is None:
+            self._start()
+        if len(queue) >= self._wake_at:
+            self._wake.set()
+
+    def _start(self) -> None:
+        if self._stopped:
+            return
+        thread = threading.Thread(target=self._run, name=f"spyglass-{self.signal}", daemon=True)
+        self._thread = thread
+        thread.start()
+
+    def _run(self) -> None:
+        while not self._stopped:
+            self._wake.wait(self._interval)
+            self._wake.clear()
+            self._drain(deadline=None)
+
+    def _drain(self, deadline: float | None) -> None:
+        with self._flush_lock:
+            queue = self._queue
+            while queue:
+                if deadline is not None and time.monotonic() > deadline:
+                    return
+                batch: list[T] = []
+                while queue and len(batch) < self._max_batch:
+                    batch.append(queue.popleft())
+                self._export(batch)
+            self._gauge()
+
+    def _export(self, batch: list[T]) -> None:
+        try:
+            ok = self._send(batch)
+        except Exception as exc:  # noqa: BLE001
+            ok = False
+            get_logger().debug("%s export raised", self.signal, exc_info=True)
+            reason = f"{type(exc).__name__}: {exc}"
+        else:
+            reason = "the backend refused or did not answer in time"
+        if ok:
+            self._count("exported", amount=len(batch))
+            return
+        self._count("dropped", reason="export_failed", amount=len(batch))
+        self._count("export_errors")
+        warn_once_per(f"export-{self.signal}",
+                      "cannot export %s (%s); dropping them until the backend is back. "
+                      "Further failures are counted in spyglass_dropped_total.",
+                      self.signal, reason)
+
+    def _gauge(self) -> None:
+        inst = _metrics.get()
+        if inst is not None:
+            try:
+                inst.queue_size.labels(self.signal).set(len(self._queue))
+            except Exception:  # noqa: BLE001
+                pass
+
+    def _count(self, what: str, reason: str = "", amount: float = 1) -> None:
+        inst = _metrics.get()
+        if inst is None:
+            return
+        try:
+            if what == "dropped":
+                inst.dropped.labels(self.signal, reason).inc(amount)
+            elif what == "exported":
+                inst.exported.labels(self.signal).inc(amount)
+            else:
+                inst.export_errors.labels(self.signal).inc(amount)
+        except Exception:  # noqa: BLE001
+            pass
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Send what is queued, giving up after ``timeout`` seconds (used at exit).
+
+        The sending happens in a helper thread joined with a timeout, so a backend that
+        accepts and never answers delays the app's exit by ``timeout`` at most.
+        """
+        if os.getpid() != self._pid or not self._queue:
+            return True
+        deadline = time.monotonic() + timeout
+        helper = threading.Thread(target=self._drain, args=(deadline,), daemon=True,
+                                  name=f"spyglass-{self.signal}-flush")
+        helper.start()
+        helper.join(timeout)
+        return not helper.is_alive()
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        if os.getpid() != self._pid:
+            return
+        self.flush(timeout)
+        left = len(self._queue)
+        if left:
+            self._count("dropped", reason="shutdown", amount=left)
+            self._queue.clear()
+        self._stopped = True
+        self._wake.set()

@@ -1,0 +1,189 @@
+"""Ship the app's stdlib ``logging`` records to Loki's push API, with trace and span ids.
+
+Why the push API (``POST /loki/api/v1/push``, JSON) and not OTLP to Loki's ``/otlp``: it is
+available on every Loki since 2.0 without enabling anything, it lets us keep stream labels to
+exactly three low-cardinality ones (``service_name``, ``environment``, ``level``), and it carries
+per-line structured metadata (trace_id, span_id) on Loki 3. The line itself is logfmt with the
+trace id too, so Grafana's derived field links it to Jaeger on any Loki version.
+
+How records are caught without hurting the app's own logging: we wrap
+``logging.Logger.callHandlers`` rather than adding a handler to the root logger. A root handler
+would make ``logging.basicConfig()`` a silent no-op (opentelemetry-python#4427) and would be
+removed by ``dictConfig``; the wrapper sees every record that passed the app's own level
+checks, whatever the app does to its handlers, and the app's console output is unchanged.
+"""
+
+from __future__ import annotations
+
+import gzip
+import http.client
+import json
+import logging
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+from opentelemetry import trace
+
+from spyglass._log import get_logger
+from spyglass.config import Config
+from spyglass.export.batch import BatchWorker
+
+__all__ = ["LokiPusher", "install"]
+
+_SKIP_LOGGERS = ("spyglass", "opentelemetry", "urllib3.connectionpool")
+_LEVELS = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warning",
+           logging.ERROR: "error", logging.CRITICAL: "critical"}
+_MAX_LINE = 16 * 1024
+
+Entry = tuple[str, str, str, dict[str, str]]  # level, ts_ns, line, structured metadata
+
+
+def _level_name(levelno: int) -> str:
+    if levelno >= logging.CRITICAL:
+        return "critical"
+    if levelno >= logging.ERROR:
+        return "error"
+    if levelno >= logging.WARNING:
+        return "warning"
+    if levelno >= logging.INFO:
+        return "info"
+    return "debug"
+
+
+def _logfmt_value(value: str) -> str:
+    if value and all(c.isalnum() or c in "-._/:@" for c in value):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+class LokiPusher:
+    """Formats records on the calling thread (cheaply) and pushes batches from a worker."""
+
+    def __init__(self, config: Config) -> None:
+        self._labels = {"service_name": config.service_name, "environment": config.environment}
+        parts = urlsplit(config.loki_push_url)
+        self._https = parts.scheme == "https"
+        self._host = parts.hostname or "localhost"
+        self._port = parts.port or (443 if self._https else 80)
+        self._path = parts.path or "/loki/api/v1/push"
+        self._timeout = config.export_timeout
+        self._headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+        self.worker: BatchWorker[Entry] = BatchWorker("logs", self.send,
+                                                      max_queue=config.max_queue_size)
+
+    def record(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a bad format string is the app's bug, not ours
+            message = str(record.msg)
+        if record.exc_info and record.exc_info[0] is not None:
+            import traceback
+
+            message += "\n" + "".join(traceback.format_exception(*record.exc_info))
+        level = _level_name(record.levelno)
+        fields = [f"level={level}", f"logger={_logfmt_value(record.name)}"]
+        metadata: dict[str, str] = {}
+        ctx = trace.get_current_span().get_span_context()
+        if ctx.is_valid:
+            tid, sid = format(ctx.trace_id, "032x"), format(ctx.span_id, "016x")
+            fields += [f"trace_id={tid}", f"span_id={sid}"]
+            metadata = {"trace_id": tid, "span_id": sid}
+        fields.append("msg=" + _logfmt_value(message[:_MAX_LINE]))
+        ts = str(int(record.created * 1e9))
+        self.worker.put((level, ts, " ".join(fields), metadata))
+
+    def payload(self, batch: Sequence[Entry]) -> dict[str, Any]:
+        streams: dict[str, list[list[Any]]] = {}
+        for level, ts, line, metadata in batch:
+            values = streams.setdefault(level, [])
+            values.append([ts, line, metadata] if metadata else [ts, line])
+        return {"streams": [{"stream": {**self._labels, "level": level}, "values": values}
+                            for level, values in streams.items()]}
+
+    def send(self, batch: Sequence[Entry]) -> bool:
+        body = gzip.compress(json.dumps(self.payload(batch)).encode())
+        conn_cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+        conn = conn_cls(self._host, self._port, timeout=self._timeout)
+        try:
+            conn.request("POST", self._path, body=body, headers=self._headers)
+            response = conn.getresponse()
+            response.read(4096)
+            if response.status >= 300:
+                raise RuntimeError(f"Loki answered HTTP {response.status}")
+            return True
+        finally:
+            conn.close()
+
+
+_pusher: LokiPusher | None = None
+
+
+def install(config: Config) -> LokiPusher:
+    """Start shipping records at ``config.log_level`` and above; safe to call once."""
+    global _pusher
+    pusher = _pusher = LokiPusher(config)
+    threshold = logging.getLevelName(config.log_level.upper())
+    original = logging.Logger.callHandlers
+
+    def callHandlers(self: logging.Logger, record: logging.LogRecord) -> None:
+        original(self, record)
+        if record.levelno < threshold:
+            return
+        try:
+            name = record.name
+            if name.startswith(_SKIP_LOGGERS) or threading.current_thread().name.startswith(
+                    "spyglass-"):
+                return
+            pusher.record(record)
+        except Exception:  # noqa: BLE001
+            get_logger().debug("log capture failed", exc_info=True)
+
+    callHandlers.__wrapped__ = original  # type: ignore[attr-defined]
+    logging.Logger.callHandlers = callHandlers  # type: ignore[method-assign]
+    _hook_uncaught(pusher)
+    import atexit
+
+    atexit.register(pusher.worker.flush, 3.0)
+    return pusher
+
+
+def _hook_uncaught(pusher: LokiPusher) -> None:
+    """Uncaught exceptions (main thread and other threads) reach Loki too."""
+    previous = sys.excepthook
+
+    def excepthook(exc_type, exc, tb):  # type: ignore[no-untyped-def]
+        try:
+            record = logging.LogRecord("uncaught", logging.CRITICAL, "", 0,
+                                       "Uncaught exception", None, (exc_type, exc, tb))
+            record.created = time.time()
+            pusher.record(record)
+            pusher.worker.flush(2.0)
+        except Exception:  # noqa: BLE001
+            pass
+        previous(exc_type, exc, tb)
+
+    sys.excepthook = excepthook
+    previous_thread_hook = threading.excepthook
+
+    def thread_hook(args):  # type: ignore[no-untyped-def]
+        try:
+            if args.exc_type is not SystemExit:
+                record = logging.LogRecord("uncaught", logging.ERROR, "", 0,
+                                           "Uncaught exception in thread %s",
+                                           (getattr(args.thread, "name", "?"),),
+                                           (args.exc_type, args.exc_value, args.exc_traceback))
+                pusher.record(record)
+        except Exception:  # noqa: BLE001
+            pass
+        previous_thread_hook(args)
+
+    threading.excepthook = thread_hook
+
+
+def flush(timeout: float = 3.0) -> None:
+    if _pusher is not None:
+        _pusher.worker.flush(timeout)

@@ -1,0 +1,217 @@
+"""Prometheus metrics for one app instance: instruments, the shared directory, ``/metrics``.
+
+:func:`setup` runs in every process of the app. The first one (no owner recorded in the
+environment) creates the metrics directory, binds the ``/metrics`` port and records itself as
+the owner in ``os.environ``, which every forked or spawned process inherits; the others only
+write their own files. See :mod:`spyglass.metrics.store` and :mod:`spyglass.metrics.collector`.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+
+from spyglass import forksafe
+from spyglass._log import get_logger
+from spyglass.config import ENV_METRICS_DIR, ENV_METRICS_OWNER, Config
+from spyglass.metrics.collector import DirectoryCollector, ExemplarClient, ExemplarStore
+from spyglass.metrics.store import Counter, Gauge, Histogram, ProcessStore
+
+__all__ = ["DB_BUCKETS", "HTTP_BUCKETS", "Instruments", "get", "setup"]
+
+#: OTel semantic-convention buckets for http.server.request.duration (seconds).
+HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
+DB_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+@dataclass
+class Instruments:
+    """Every metric the agent records, created once per app instance."""
+
+    store: ProcessStore
+    http_server_duration: Histogram
+    http_server_active: Gauge
+    server_capacity: Gauge
+    http_client_duration: Histogram
+    db_client_duration: Histogram
+    celery_task_duration: Histogram
+    celery_published: Counter
+    celery_queue_length: Gauge
+    gc_collections: Counter
+    gc_duration: Histogram
+    loop_lag: Gauge
+    start_time: Gauge
+    exported: Counter
+    dropped: Counter
+    export_errors: Counter
+    queue_size: Gauge
+    integration_status: Gauge
+    overflow: Counter
+    internal_errors: Counter
+
+
+_instruments: Instruments | None = None
+
+
+def get() -> Instruments | None:
+    """The instruments, or None when metrics are off (callers then record nothing)."""
+    return _instruments
+
+
+def _make(store: ProcessStore, limit: int) -> Instruments:
+    overflow = Counter(store, "spyglass_metric_overflow", "Observations folded into the "
+                       "overflow series because a metric hit its label-set limit", ["metric"])
+
+    def on_overflow(name: str) -> None:
+        overflow.labels(name).inc()
+
+    kw = {"limit": limit, "on_overflow": on_overflow}
+    http_labels = ["http_request_method", "http_route", "http_response_status_code"]
+    return Instruments(
+        store=store,
+        http_server_duration=Histogram(
+            store, "http_server_request_duration_seconds",
+            "Duration of HTTP server requests.", http_labels, buckets=HTTP_BUCKETS, **kw),
+        http_server_active=Gauge(store, "http_server_active_requests",
+                                 "Number of active HTTP server requests.", mode="livesum"),
+        server_capacity=Gauge(store, "spyglass_server_capacity",
+                              "Concurrent requests the server's live workers can take.",
+                              mode="livesum"),
+        http_client_duration=Histogram(
+            store, "http_client_request_duration_seconds", "Duration of HTTP client requests.",
+            ["http_request_method", "server_address", "http_response_status_code"],
+            buckets=HTTP_BUCKETS, **kw),
+        db_client_duration=Histogram(
+            store, "db_client_operation_duration_seconds",
+            "Duration of database client operations.", ["db_system_name", "db_operation_name"],
+            buckets=DB_BUCKETS, **kw),
+        celery_task_duration=Histogram(
+            store, "celery_task_duration_seconds", "Duration of Celery task executions.",
+            ["task_name", "outcome"], buckets=DB_BUCKETS, **kw),
+        celery_published=Counter(store, "celery_tasks_published",
+                                 "Celery tasks sent to the broker.", ["task_name"], **kw),
+        celery_queue_length=Gauge(store, "celery_queue_length",
+                                  "Messages waiting in a Celery queue.", ["queue"], mode="max",
+                                  **kw),
+        gc_collections=Counter(store, "python_gc_collections",
+                               "Garbage collections, by generation.", ["generation"]),
+        gc_duration=Histogram(store, "python_gc_duration_seconds",
+                              "Time the garbage collector paused the process, by generation.",
+                              ["generation"], buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                                       0.025, 0.05, 0.1, 0.25, 1.0)),
+        loop_lag=Gauge(store, "python_asyncio_event_loop_lag", "How late the asyncio event "
+                       "loop ran a callback scheduled on time, in seconds.", mode="liveall"),
+        start_time=Gauge(store, "process_start_time_seconds",
+                         "Start time of the process since unix epoch in seconds.",
+                         mode="liveall"),
+        exported=Counter(store, "spyglass_exported", "Telemetry items exported, by signal.",
+                         ["signal"]),
+        dropped=Counter(store, "spyglass_dropped", "Telemetry items dropped, by signal and "
+                        "reason.", ["signal", "reason"]),
+        export_errors=Counter(store, "spyglass_export_errors", "Failed export attempts.",
+                              ["signal"]),
+        queue_size=Gauge(store, "spyglass_queue_size", "Items waiting to be exported.",
+                         ["signal"], mode="livesum"),
+        integration_status=Gauge(store, "spyglass_integration_status",
+                                 "1 when an integration is active, 0 when it failed.",
+                                 ["integration"], mode="max"),
+        overflow=overflow,
+        internal_errors=Counter(store, "spyglass_internal_errors",
+                                "Errors the agent caught in its own code, by component.",
+                                ["component"]),
+    )
+
+
+def _target_info(config: Config):  # type: ignore[no-untyped-def]
+    from prometheus_client.core import GaugeMetricFamily
+
+    labels = {"service_name": config.service_name,
+              "service_version": config.service_version or "",
+              "deployment_environment": config.environment}
+    fam = GaugeMetricFamily("target_info", "Target metadata", labels=list(labels))
+    fam.add_metric(list(labels.values()), 1.0)
+    return fam
+
+
+def bind_check(host: str, port: int) -> str | None:
+    """None if ``host:port`` can be bound now, else the reason (used by ``spyglass run``)."""
+    import socket
+
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
+
+
+def setup(config: Config) -> Instruments | None:
+    """Create this process's instruments; in the owner, also serve ``/metrics``."""
+    global _instruments
+    if not config.metrics:
+        return None
+    owner = os.environ.get(ENV_METRICS_OWNER)
+    directory = os.environ.get(ENV_METRICS_DIR)
+    is_owner = not owner or not directory or not os.path.isdir(directory)
+    if is_owner:
+        directory = tempfile.mkdtemp(prefix="spyglass-metrics-")
+    assert directory is not None
+    store = ProcessStore(directory)
+    instruments = _make(store, config.cardinality_limit)
+    if is_owner:
+        exemplars = ExemplarStore()
+        try:
+            _serve(config, directory, exemplars)
+        except OSError as exc:
+            shutil.rmtree(directory, ignore_errors=True)
+            get_logger().warning(
+                "cannot serve /metrics on %s:%d (%s); metrics are off for this process. "
+                "Set SPYGLASS_METRICS_PORT to a free port.",
+                config.metrics_host, config.metrics_port, exc.strerror or exc)
+            return None
+        store.exemplars = exemplars
+        os.environ[ENV_METRICS_OWNER] = str(os.getpid())
+        os.environ[ENV_METRICS_DIR] = directory
+        owner_pid = os.getpid()
+        atexit.register(_cleanup, directory, owner_pid)
+    else:
+        store.exemplars = ExemplarClient(directory)
+
+    def _after_fork() -> None:
+        store.exemplars = ExemplarClient(directory)
+        instruments.start_time.labels().set(time.time())
+
+    forksafe.register_after_in_child(_after_fork)
+    instruments.start_time.labels().set(_process_start_time())
+    _instruments = instruments
+    return instruments
+
+
+def _process_start_time() -> float:
+    try:
+        import psutil  # type: ignore[import-not-found]
+
+        return float(psutil.Process().create_time())
+    except Exception:  # noqa: BLE001
+        return time.time()
+
+
+def _serve(config: Config, directory: str, exemplars: ExemplarStore) -> None:
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.exposition import start_http_server
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(DirectoryCollector(directory, exemplars, extra=[_target_info(config)]))
+    exemplars.serve(directory)
+    start_http_server(config.metrics_port, config.metrics_host, registry)
+
+
+def _cleanup(directory: str, owner_pid: int) -> None:
+    if os.getpid() == owner_pid:
+        shutil.rmtree(directory, ignore_errors=True)

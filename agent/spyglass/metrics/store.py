@@ -1,0 +1,278 @@
+"""Per-process metric values in memory-mapped files: cheap to write, exact across workers.
+
+Why files: a prefork server's workers are separate processes, and Prometheus must see one
+``/metrics`` per app instance whose totals include every worker, also workers that crashed or
+were recycled. Each process writes its own values into ``<kind>_<pid>.db`` files in the app
+instance's metrics directory, in prometheus_client's multiprocess file format (so we reuse its
+battle-tested reader, :class:`prometheus_client.multiprocess.MultiProcessCollector`). A write is
+a 16-byte store into shared memory, so it survives a SIGKILL of the worker the instant after.
+
+Why not prometheus_client's own multiprocess mode: it is switched on by a process-wide variable
+that would also change the app's own prometheus_client metrics, it has no cardinality limit, and
+it drops exemplars. The reader side that fixes its file pile-up lives in
+:mod:`spyglass.metrics.collector`.
+
+Fork safety: after a fork the child starts with no values and a fresh lock, and opens files named
+after its own pid. A file left by a dead process with a reused pid is read back first, so its
+counts are continued, never overwritten.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from prometheus_client.mmap_dict import MmapedDict, mmap_key
+from prometheus_client.utils import floatToGoString
+
+from spyglass import forksafe
+
+__all__ = ["OVERFLOW_VALUE", "Counter", "Family", "Gauge", "Histogram", "ProcessStore"]
+
+#: Label value that every label of the overflow series takes once a metric hits its limit.
+OVERFLOW_VALUE = "__overflow__"
+
+
+class ExemplarSink(Protocol):
+    def offer(self, metric: str, labels: dict[str, str], le: str, value: float,
+              trace_id: str, span_id: str) -> None: ...
+
+
+class ProcessStore:
+    """The current process's metric files. One per process; safe to use from any thread."""
+
+    def __init__(self, directory: str, pid: Callable[[], int] = os.getpid) -> None:
+        self.directory = directory
+        self._pid_fn = pid
+        self._pid = pid()
+        self.lock = threading.Lock()
+        self._files: dict[str, MmapedDict] = {}
+        self._families: list[Family] = []
+        self.exemplars: ExemplarSink | None = None
+        forksafe.register_after_in_child(self.reset_after_fork)
+
+    @property
+    def pid(self) -> int:
+        return self._pid
+
+    def reset_after_fork(self) -> None:
+        self.lock = threading.Lock()
+        self._pid = self._pid_fn()
+        self._files = {}  # the parent's mmaps stay the parent's; never write them from here
+        for family in self._families:
+            family.reset()
+
+    def file(self, prefix: str) -> MmapedDict:
+        """The open file for ``prefix`` (caller holds ``lock``)."""
+        f = self._files.get(prefix)
+        if f is None:
+            path = os.path.join(self.directory, f"{prefix}_{self._pid}.db")
+            f = self._files[prefix] = MmapedDict(path)
+        return f
+
+    def register(self, family: Family) -> None:
+        self._families.append(family)
+
+
+class _Child:
+    __slots__ = ("_family", "_file_prefix", "_keys", "_values")
+
+    def __init__(self, family: Family, labelvalues: Sequence[str], suffixes: Sequence[
+            tuple[str, Sequence[str], Sequence[str]]]) -> None:
+        self._family = family
+        self._file_prefix = family.file_prefix
+        names = list(family.labelnames)
+        self._keys = [
+            mmap_key(family.name, family.name + suffix, names + list(extra_names),
+                     list(labelvalues) + list(extra_values), family.help)
+            for suffix, extra_names, extra_values in suffixes
+        ]
+        store = family.store
+        with store.lock:
+            f = store.file(self._file_prefix)
+            if family.kind == "gauge":
+                # A gauge is this process's present state; a dead namesake's value is stale.
+                self._values = [0.0] * len(self._keys)
+                for k in self._keys:
+                    f.write_value(k, 0.0, time.time())
+            else:
+                # Continue what the file holds: a reused pid's counts are never overwritten.
+                self._values = [f.read_value(k)[0] for k in self._keys]
+
+    def _add(self, index: int, amount: float) -> None:
+        store = self._family.store
+        with store.lock:
+            value = self._values[index] + amount
+            self._values[index] = value
+            store.file(self._file_prefix).write_value(self._keys[index], value, 0.0)
+
+    def _set(self, index: int, value: float) -> None:
+        store = self._family.store
+        with store.lock:
+            self._values[index] = value
+            store.file(self._file_prefix).write_value(self._keys[index], value, time.time())
+
+
+class CounterChild(_Child):
+    __slots__ = ()
+
+    def inc(self, amount: float = 1.0) -> None:
+        self._add(0, amount)
+
+
+class GaugeChild(_Child):
+    __slots__ = ()
+
+    def inc(self, amount: float = 1.0) -> None:
+        self._add(0, amount)
+
+    def dec(self, amount: float = 1.0) -> None:
+        self._add(0, -amount)
+
+    def set(self, value: float) -> None:
+        self._set(0, value)
+
+
+class HistogramChild(_Child):
+    __slots__ = ("_bounds", "_labels", "_last_exemplar")
+
+    def __init__(self, family: Histogram, labelvalues: Sequence[str]) -> None:
+        bounds = family.bounds
+        les = [floatToGoString(b) for b in bounds] + ["+Inf"]
+        suffixes = [("_bucket", ("le",), (le,)) for le in les] + [("_sum", (), ())]
+        super().__init__(family, labelvalues, suffixes)
+        self._bounds = bounds
+        self._labels = dict(zip(family.labelnames, labelvalues, strict=True))
+        self._last_exemplar = [0.0] * (len(bounds) + 1)
+
+    def observe(self, value: float, trace_id: str | None = None, span_id: str = "") -> None:
+        index = bisect.bisect_left(self._bounds, value)
+        store = self._family.store
+        with store.lock:
+            f = store.file(self._file_prefix)
+            values = self._values
+            values[index] += 1.0
+            values[-1] += value
+            f.write_value(self._keys[index], values[index], 0.0)
+            f.write_value(self._keys[-1], values[-1], 0.0)
+        if trace_id is not None:
+            self._exemplar(index, value, trace_id, span_id)
+
+    def _exemplar(self, index: int, value: float, trace_id: str, span_id: str) -> None:
+        # One exemplar per bucket and second is plenty for "show me a trace for this spike".
+        now = time.monotonic()
+        if now - self._last_exemplar[index] < 1.0:
+            return
+        self._last_exemplar[index] = now
+        sink = self._family.store.exemplars
+        if sink is not None:
+            le = "+Inf" if index == len(self._bounds) else floatToGoString(self._bounds[index])
+            sink.offer(self._family.name, self._labels, le, value, trace_id, span_id)
+
+
+class Family:
+    """A named metric with fixed label names; its label sets are capped at ``limit``."""
+
+    kind = "counter"
+    child_class: type[_Child] = CounterChild
+
+    def __init__(self, store: ProcessStore, name: str, help: str, labelnames: Sequence[str] = (),
+                 limit: int = 2000, on_overflow: Callable[[str], None] | None = None) -> None:
+        self.store = store
+        self.name = name
+        self.help = help
+        self.labelnames = tuple(labelnames)
+        self.limit = limit
+        self._on_overflow = on_overflow
+        self._children: dict[tuple[str, ...], _Child] = {}
+        self._create_lock = threading.Lock()
+        store.register(self)
+
+    @property
+    def file_prefix(self) -> str:
+        return self.kind
+
+    def reset(self) -> None:
+        self._children = {}
+        self._create_lock = threading.Lock()
+
+    def labels(self, *values: str) -> _Child:
+        child = self._children.get(values)
+        if child is None:
+            child = self._create(values)
+        return child
+
+    def _create(self, values: tuple[str, ...]) -> _Child:
+        with self._create_lock:
+            child = self._children.get(values)
+            if child is not None:
+                return child
+            if len(self._children) >= self.limit:
+                overflow = (OVERFLOW_VALUE,) * len(self.labelnames)
+                if self._on_overflow is not None:
+                    self._on_overflow(self.name)
+                child = self._children.get(overflow)
+                if child is None:
+                    child = self._children[overflow] = self._new_child(overflow)
+                return child
+            child = self._children[values] = self._new_child(values)
+            return child
+
+    def _new_child(self, values: tuple[str, ...]) -> _Child:
+        return self.child_class(self, values, [("_total", (), ())])
+
+
+class Counter(Family):
+    kind = "counter"
+
+    def __init__(self, store: ProcessStore, name: str, help: str,
+                 labelnames: Sequence[str] = (), **kwargs: object) -> None:
+        if name.endswith("_total"):
+            name = name[: -len("_total")]
+        super().__init__(store, name, help, labelnames, **kwargs)  # type: ignore[arg-type]
+
+    def labels(self, *values: str) -> CounterChild:
+        return super().labels(*values)  # type: ignore[return-value]
+
+
+class Gauge(Family):
+    """``mode`` is prometheus_client's multiprocess mode: livesum, liveall, max, ..."""
+
+    kind = "gauge"
+    child_class = GaugeChild
+
+    def __init__(self, store: ProcessStore, name: str, help: str,
+                 labelnames: Sequence[str] = (), mode: str = "livesum",
+                 **kwargs: object) -> None:
+        self.mode = mode
+        super().__init__(store, name, help, labelnames, **kwargs)  # type: ignore[arg-type]
+
+    @property
+    def file_prefix(self) -> str:
+        return f"gauge_{self.mode}"
+
+    def _new_child(self, values: tuple[str, ...]) -> _Child:
+        return GaugeChild(self, values, [("", (), ())])
+
+    def labels(self, *values: str) -> GaugeChild:
+        return super().labels(*values)  # type: ignore[return-value]
+
+
+class Histogram(Family):
+    kind = "histogram"
+
+    def __init__(self, store: ProcessStore, name: str, help: str,
+                 labelnames: Sequence[str] = (), buckets: Sequence[float] = (),
+                 **kwargs: object) -> None:
+        self.bounds = sorted(float(b) for b in buckets if b != float("inf"))
+        super().__init__(store, name, help, labelnames, **kwargs)  # type: ignore[arg-type]
+
+    def _new_child(self, values: tuple[str, ...]) -> _Child:
+        return HistogramChild(self, values)
+
+    def labels(self, *values: str) -> HistogramChild:
+        return super().labels(*values)  # type: ignore[return-value]

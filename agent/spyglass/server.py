@@ -1,0 +1,391 @@
+"""The server span and RED metrics of one HTTP request, shared by the WSGI and ASGI paths.
+
+One request gets exactly one server span and one observation, however many layers (gunicorn,
+uvicorn, the framework) try to instrument it: the outermost layer creates a
+:class:`RequestState` in a context variable and the inner ones only contribute the route
+template. The route comes from the framework (Flask url_rule, Django resolver match, Starlette
+route) and is normalised to ``/items/{id}``; a request no route matched (404s, raw WSGI/ASGI
+apps) gets ``unmatched``, so raw paths never become label values.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.propagators.textmap import Getter
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from spyglass import forksafe
+from spyglass import metrics as _metrics
+from spyglass._log import get_logger
+from spyglass.scrub import scrub_query
+
+__all__ = ["UNMATCHED", "RequestState", "current", "set_route", "template"]
+
+UNMATCHED = "unmatched"
+_KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS",
+                            "TRACE", "PATCH", "QUERY"})
+_MAX_ATTR = 1024
+_current: contextvars.ContextVar[RequestState | None] = contextvars.ContextVar(
+    "spyglass_request", default=None)
+_tracer: trace.Tracer | None = None
+_console: Callable[[RequestState], None] | None = None
+_after_request: list[Callable[[], None]] = []
+
+
+def configure(console: bool) -> None:
+    global _tracer, _console
+    _tracer = trace.get_tracer("spyglass.server")
+    if console:
+        from spyglass.console import print_line
+
+        _console = print_line
+
+
+def add_after_request(hook: Callable[[], None]) -> None:
+    """Cheap hooks run after each request (e.g. flushing GC stats the GC callback buffered)."""
+    _after_request.append(hook)
+
+
+class RequestState:
+    __slots__ = ("done", "method", "path", "route", "span", "start", "status", "token")
+
+    def __init__(self, method: str, path: str) -> None:
+        self.method = method
+        self.path = path
+        self.route: str | None = None
+        self.status = 0
+        self.span: trace.Span | None = None
+        self.start = time.perf_counter()
+        self.token: object = None
+        self.done = False
+
+
+def current() -> RequestState | None:
+    return _current.get()
+
+
+_PARAM = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
+
+
+def template(route: str) -> str:
+    """``items/<int:id>/`` (Django, Flask) becomes ``/items/{id}/``."""
+    route = _PARAM.sub(r"{\1}", route)
+    if route.startswith("^"):
+        route = route[1:]
+    route = route.rstrip("$") if route.endswith("$") else route
+    return route if route.startswith("/") else "/" + route
+
+
+def set_route(route: str | None) -> None:
+    state = _current.get()
+    if state is not None and route:
+        state.route = template(route)
+
+
+class _EnvironGetter(Getter[dict]):  # type: ignore[type-arg]
+    def get(self, carrier: dict, key: str) -> list[str] | None:  # type: ignore[type-arg]
+        value = carrier.get("HTTP_" + key.upper().replace("-", "_"))
+        return [value] if isinstance(value, str) else None
+
+    def keys(self, carrier: dict) -> list[str]:  # type: ignore[type-arg]
+        return [k[5:].lower().replace("_", "-") for k in carrier if k.startswith("HTTP_")]
+
+
+class _HeadersGetter(Getter[list]):  # type: ignore[type-arg]
+    def get(self, carrier: list, key: str) -> list[str] | None:  # type: ignore[type-arg]
+        wanted = key.lower().encode("latin-1")
+        found = [v.decode("latin-1") for k, v in carrier if k.lower() == wanted]
+        return found or None
+
+    def keys(self, carrier: list) -> list[str]:  # type: ignore[type-arg]
+        return [k.decode("latin-1").lower() for k, _ in carrier]
+
+
+_ENVIRON_GETTER = _EnvironGetter()
+_HEADERS_GETTER = _HeadersGetter()
+
+
+def _clip(value: Any) -> str:
+    text = value if isinstance(value, str) else str(value)
+    return text[:_MAX_ATTR]
+
+
+def begin(method: str, path: str, query: str, scheme: str, host: str, user_agent: str,
+          client: str, carrier: Any, getter: Getter) -> RequestState | None:  # type: ignore[type-arg]
+    """Start the server span; None (and nothing recorded) if the agent itself fails."""
+    try:
+        method = method.upper() if method.upper() in _KNOWN_METHODS else "_OTHER"
+        state = RequestState(method, path)
+        if _tracer is not None:
+            parent = propagate.extract(carrier, getter=getter)
+            attributes = {"http.request.method": method, "url.path": _clip(path),
+                          "url.scheme": scheme}
+            if query:
+                attributes["url.query"] = _clip(scrub_query(query))
+            if host:
+                attributes["server.address"] = _clip(host.rsplit(":", 1)[0] if "]" not in host
+                                                      else host)
+            if user_agent:
+                attributes["user_agent.original"] = _clip(user_agent)
+            if client:
+                attributes["client.address"] = _clip(client)
+            span = _tracer.start_span(method, context=parent, kind=SpanKind.SERVER,
+                                      attributes=attributes)
+            state.span = span
+            state.token = otel_context.attach(trace.set_span_in_context(span, parent))
+        inst = _metrics.get()
+        if inst is not None:
+            inst.http_server_active.labels().inc()
+        return state
+    except Exception:  # noqa: BLE001
+        get_logger().debug("begin request failed", exc_info=True)
+        return None
+
+
+def detach(state: RequestState) -> None:
+    """Leave the request's context (called where ``begin`` ran, before the body streams)."""
+    token = state.token
+    if token is not None:
+        state.token = None
+        try:
+            otel_context.detach(token)  # type: ignore[arg-type]
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def finish(state: RequestState, exc: BaseException | None = None) -> None:
+    """End the span and record the observation, exactly once per request."""
+    if state.done:
+        return
+    state.done = True
+    try:
+        duration = time.perf_counter() - state.start
+        status = state.status or (500 if exc is not None else 0)
+        route = state.route or UNMATCHED
+        if status == 404:
+            route = UNMATCHED
+        span = state.span
+        trace_id = span_id = None
+        if span is not None:
+            span.update_name(f"{state.method} {route}" if route != UNMATCHED else state.method)
+            if state.route and status != 404:
+                span.set_attribute("http.route", route)
+            if status:
+                span.set_attribute("http.response.status_code", status)
+            if exc is not None and not isinstance(exc, GeneratorExit):
+                span.record_exception(exc)
+                span.set_attribute("error.type", type(exc).__qualname__)
+                span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"[:256]))
+            elif status >= 500:
+                span.set_attribute("error.type", str(status))
+                span.set_status(Status(StatusCode.ERROR))
+            ctx = span.get_span_context()
+            if ctx.trace_flags.sampled:
+                trace_id, span_id = format(ctx.trace_id, "032x"), format(ctx.span_id, "016x")
+            span.end()
+        inst = _metrics.get()
+        if inst is not None:
+            inst.http_server_active.labels().dec()
+            inst.http_server_duration.labels(state.method, route, str(status)).observe(
+                duration, trace_id, span_id or "")
+        for hook in _after_request:
+            hook()
+        if _console is not None:
+            _console(state)
+    except Exception:  # noqa: BLE001
+        get_logger().debug("finish request failed", exc_info=True)
+
+
+# --------------------------------------------------------------------------- WSGI
+
+
+class _ClosingIterable:
+    """Passes the body through untouched and ends the request when the server closes it."""
+
+    __slots__ = ("_iterable", "_state")
+
+    def __init__(self, iterable: Iterable[bytes], state: RequestState) -> None:
+        self._iterable = iterable
+        self._state = state
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            yield from self._iterable
+        except BaseException as exc:
+            finish(self._state, exc)
+            raise
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._iterable, "close", None)
+            if close is not None:
+                close()
+        finally:
+            finish(self._state)
+
+
+def _status_code(status: str) -> int:
+    try:
+        return int(status[:3])
+    except (TypeError, ValueError):
+        return 0
+
+
+def wsgi_call(app: Callable[..., Any], environ: dict, start_response: Callable[..., Any]) -> Any:  # type: ignore[type-arg]
+    """Run one WSGI request through ``app`` with a server span, unless one is active."""
+    if _current.get() is not None:
+        return app(environ, start_response)
+    state = begin(
+        environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", ""),
+        environ.get("QUERY_STRING", ""), environ.get("wsgi.url_scheme", "http"),
+        environ.get("HTTP_HOST", ""), environ.get("HTTP_USER_AGENT", ""),
+        environ.get("REMOTE_ADDR", ""), environ, _ENVIRON_GETTER)
+    if state is None:
+        return app(environ, start_response)
+    var_token = _current.set(state)
+
+    def _start_response(status: str, headers: list, exc_info: Any = None) -> Any:  # type: ignore[type-arg]
+        state.status = _status_code(status)
+        if exc_info is None:
+            return start_response(status, headers)
+        return start_response(status, headers, exc_info)
+
+    try:
+        result = app(environ, _start_response)
+    except BaseException as exc:
+        finish(state, exc)
+        raise
+    finally:
+        detach(state)
+        _current.reset(var_token)
+    return _ClosingIterable(result, state)
+
+
+class WSGIMiddleware:
+    """Wraps any WSGI callable; used by the server-level hooks (gunicorn, werkzeug, wsgiref)."""
+
+    def __init__(self, app: Callable[..., Any]) -> None:
+        self.app = app
+        self.__wrapped__ = app
+
+    def __call__(self, environ: dict, start_response: Callable[..., Any]) -> Any:  # type: ignore[type-arg]
+        return wsgi_call(self.app, environ, start_response)
+
+
+# --------------------------------------------------------------------------- ASGI
+
+
+def _route_from_scope(scope: dict) -> str | None:  # type: ignore[type-arg]
+    route = scope.get("route")
+    path = getattr(route, "path", None) or getattr(route, "path_format", None)
+    return path if isinstance(path, str) else None
+
+
+async def asgi_call(app: Callable[..., Any], scope: dict, receive: Any, send: Any) -> None:  # type: ignore[type-arg]
+    """Run one ASGI HTTP request through ``app`` with a server span, unless one is active."""
+    if scope.get("type") != "http" or _current.get() is not None:
+        await app(scope, receive, send)
+        return
+    headers = scope.get("headers") or []
+    host = ua = ""
+    for key, value in headers:
+        if key == b"host":
+            host = value.decode("latin-1")
+        elif key == b"user-agent":
+            ua = value.decode("latin-1")
+    client = scope.get("client")
+    state = begin(scope.get("method", "GET"), scope.get("path", ""),
+                  (scope.get("query_string") or b"").decode("latin-1"),
+                  scope.get("scheme", "http"), host, ua, client[0] if client else "",
+                  headers, _HEADERS_GETTER)
+    if state is None:
+        await app(scope, receive, send)
+        return
+    var_token = _current.set(state)
+    _start_loop_lag()
+
+    async def _send(message: dict) -> None:  # type: ignore[type-arg]
+        if message.get("type") == "http.response.start":
+            state.status = int(message.get("status", 0))
+        await send(message)
+
+    try:
+        await app(scope, receive, _send)
+    except BaseException as exc:
+        if state.route is None:
+            state.route = _template_or_none(_route_from_scope(scope))
+        finish(state, exc)
+        raise
+    else:
+        if state.route is None:
+            state.route = _template_or_none(_route_from_scope(scope))
+        finish(state)
+    finally:
+        detach(state)
+        _current.reset(var_token)
+
+
+def _template_or_none(route: str | None) -> str | None:
+    return template(route) if route else None
+
+
+class ASGIMiddleware:
+    """Wraps any ASGI callable; used by the server-level hook (uvicorn)."""
+
+    def __init__(self, app: Callable[..., Any]) -> None:
+        self.app = app
+        self.__wrapped__ = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:  # type: ignore[type-arg]
+        await asgi_call(self.app, scope, receive, send)
+
+
+_lag_loops: set[int] = set()
+
+
+def _start_loop_lag() -> None:
+    """Measure event-loop lag once per running loop (cheap: one timer every 0.5 s)."""
+    import asyncio
+
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    if id(loop) in _lag_loops:
+        return
+    _lag_loops.add(id(loop))
+    inst = _metrics.get()
+    if inst is None:
+        return
+    gauge = inst.loop_lag.labels()
+
+    async def _measure() -> None:
+        interval = 0.5
+        while True:
+            before = loop.time()
+            await asyncio.sleep(interval)
+            try:
+                gauge.set(max(0.0, loop.time() - before - interval))
+            except Exception:  # noqa: BLE001
+                return
+
+    task = loop.create_task(_measure())
+    _lag_tasks.append(task)
+
+
+_lag_tasks: list[Any] = []
+
+
+def _reset_after_fork() -> None:
+    _lag_loops.clear()
+    _lag_tasks.clear()
+
+
+forksafe.register_after_in_child(_reset_after_fork)

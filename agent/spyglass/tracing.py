@@ -1,0 +1,259 @@
+"""The OpenTelemetry tracer provider: sampler, private ids, scrubbing, derived metrics, export.
+
+Span processors, in order:
+
+1. :class:`ScrubProcessor` (``on_start``) rewrites URL and SQL attributes set by any contrib
+   instrumentation, so secrets are gone before anything else sees the span.
+2. :class:`DependencyMetricsProcessor` (``on_end``) turns client spans into
+   ``http_client_request_duration_seconds`` and ``db_client_operation_duration_seconds``: one
+   place for every HTTP and DB library, whichever instrumentation made the span.
+3. :class:`ExportProcessor` queues sampled spans on a :class:`~spyglass.export.batch.BatchWorker`
+   that sends OTLP/HTTP protobuf.
+
+Sampling decides what is *exported*, not what is *measured*: a trace the ratio sampler drops is
+still recorded (``RECORD_ONLY``), so dependency metrics stay exact at any sampling rate, like the
+stats Datadog computes from every span.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import random
+from collections.abc import Sequence
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.id_generator import IdGenerator
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_OFF,
+    ALWAYS_ON,
+    Decision,
+    ParentBased,
+    Sampler,
+    SamplingResult,
+    TraceIdRatioBased,
+)
+
+from spyglass import __version__, forksafe
+from spyglass import metrics as _metrics
+from spyglass._log import get_logger
+from spyglass.config import Config
+from spyglass.export.batch import BatchWorker
+from spyglass.scrub import scrub_query, scrub_sql, scrub_url
+
+__all__ = ["PrivateIdGenerator", "setup"]
+
+_URL_ATTRS = ("url.full", "http.url", "url.query", "http.target", "db.connection_string")
+_SQL_ATTRS = ("db.statement", "db.query.text")
+
+_worker: BatchWorker[ReadableSpan] | None = None
+
+
+class PrivateIdGenerator(IdGenerator):
+    """Random ids from a private generator, reseeded after fork.
+
+    The SDK's default draws from the global ``random`` module, so an app that seeds it for
+    reproducible behaviour would see a different sequence under the agent. Forked workers must
+    also not share their parent's sequence, or they would mint the same ids.
+    """
+
+    def __init__(self) -> None:
+        self._rng = random.Random(os.urandom(16))
+        forksafe.register_after_in_child(self._reseed)
+
+    def _reseed(self) -> None:
+        self._rng = random.Random(os.urandom(16))
+
+    def generate_span_id(self) -> int:
+        value = self._rng.getrandbits(64)
+        while value == 0:
+            value = self._rng.getrandbits(64)
+        return value
+
+    def generate_trace_id(self) -> int:
+        value = self._rng.getrandbits(128)
+        while value == 0:
+            value = self._rng.getrandbits(128)
+        return value
+
+    def is_trace_id_random(self) -> bool:
+        return True
+
+
+class _RecordAlways(Sampler):
+    """Wraps a sampler so that its DROP becomes RECORD_ONLY (measured, not exported)."""
+
+    def __init__(self, inner: Sampler) -> None:
+        self._inner = inner
+
+    def should_sample(self, parent_context: Context | None, trace_id: int, name: str,
+                      kind=None, attributes=None, links=None, trace_state=None) -> SamplingResult:  # type: ignore[no-untyped-def]
+        result = self._inner.should_sample(parent_context, trace_id, name, kind, attributes,
+                                           links, trace_state)
+        if result.decision is Decision.DROP:
+            return SamplingResult(Decision.RECORD_ONLY, result.attributes, result.trace_state)
+        return result
+
+    def get_description(self) -> str:
+        return f"RecordAlways{{{self._inner.get_description()}}}"
+
+
+def make_sampler(name: str, ratio: float) -> Sampler:
+    base: Sampler
+    if name.endswith("always_on"):
+        base = ALWAYS_ON
+    elif name.endswith("always_off"):
+        base = ALWAYS_OFF
+    else:
+        base = TraceIdRatioBased(ratio)
+    if name.startswith("parentbased_"):
+        base = ParentBased(base)
+    return _RecordAlways(base)
+
+
+class ScrubProcessor(SpanProcessor):
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        attrs = span.attributes
+        if not attrs:
+            return
+        for key in _URL_ATTRS:
+            value = attrs.get(key)
+            if isinstance(value, str):
+                span.set_attribute(key, _scrub_url_attr(value))
+        for key in _SQL_ATTRS:
+            value = attrs.get(key)
+            if isinstance(value, str):
+                span.set_attribute(key, scrub_sql(value))
+
+
+def _scrub_url_attr(value: str) -> str:
+    if "://" in value:
+        return scrub_url(value)
+    path, sep, query = value.partition("?")
+    if not sep:
+        return scrub_query(value) if "=" in value else value
+    return path + sep + scrub_query(query)
+
+
+def _status(span: ReadableSpan) -> str:
+    attrs = span.attributes or {}
+    code = attrs.get("http.response.status_code", attrs.get("http.status_code"))
+    return str(code) if code is not None else ""
+
+
+class DependencyMetricsProcessor(SpanProcessor):
+    def on_end(self, span: ReadableSpan) -> None:
+        inst = _metrics.get()
+        if inst is None or span.kind is not trace.SpanKind.CLIENT:
+            return
+        if span.end_time is None or span.start_time is None:
+            return
+        attrs = span.attributes or {}
+        seconds = (span.end_time - span.start_time) / 1e9
+        try:
+            method = attrs.get("http.request.method", attrs.get("http.method"))
+            if method is not None:
+                host = attrs.get("server.address", attrs.get("net.peer.name", ""))
+                inst.http_client_duration.labels(str(method), str(host), _status(span)).observe(
+                    seconds)
+                return
+            system = attrs.get("db.system.name", attrs.get("db.system"))
+            if system is not None:
+                op = attrs.get("db.operation.name", attrs.get("db.operation"))
+                if op is None:
+                    op = _operation_from(attrs) or span.name.split(" ", 1)[0]
+                inst.db_client_duration.labels(str(system), str(op).upper()[:32]).observe(seconds)
+        except Exception:  # noqa: BLE001
+            get_logger().debug("dependency metric failed", exc_info=True)
+
+
+def _operation_from(attrs) -> str | None:  # type: ignore[no-untyped-def]
+    stmt = attrs.get("db.statement") or attrs.get("db.query.text")
+    if isinstance(stmt, str) and stmt.strip():
+        return stmt.strip().split(None, 1)[0]
+    return None
+
+
+class ExportProcessor(SpanProcessor):
+    def __init__(self, worker: BatchWorker[ReadableSpan]) -> None:
+        self._worker = worker
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if span.context is not None and span.context.trace_flags.sampled:
+            self._worker.put(span)
+
+    def shutdown(self) -> None:
+        self._worker.shutdown(timeout=3.0)
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self._worker.flush(timeout=min(timeout_millis / 1000, 3.0))
+
+
+def _resource(config: Config) -> Resource:
+    import socket
+
+    attrs: dict[str, object] = {
+        "service.name": config.service_name,
+        "deployment.environment": config.environment,
+        "deployment.environment.name": config.environment,
+        "host.name": socket.gethostname(),
+        "process.pid": os.getpid(),
+        "process.runtime.name": "cpython",
+        "telemetry.distro.name": "spyglass",
+        "telemetry.distro.version": __version__,
+    }
+    if config.service_version:
+        attrs["service.version"] = config.service_version
+    # Resource.create merges OTEL_RESOURCE_ATTRIBUTES; ours (from explicit settings) win.
+    return Resource.create({k: v for k, v in attrs.items()})  # type: ignore[arg-type]
+
+
+def _make_sender(config: Config):  # type: ignore[no-untyped-def]
+    def send(batch: Sequence[ReadableSpan]) -> bool:
+        return _send(config, batch)
+
+    return send
+
+
+_exporter: list[object] = []
+
+
+def _send(config: Config, batch: Sequence[ReadableSpan]) -> bool:
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.instrumentation.utils import suppress_instrumentation
+    from opentelemetry.sdk.trace.export import SpanExportResult
+
+    # Built on first use, in the export thread: keeps its imports off the app's startup.
+    if not _exporter:
+        _exporter.append(OTLPSpanExporter(endpoint=config.traces_url,
+                                          timeout=config.export_timeout))
+    exporter: OTLPSpanExporter = _exporter[0]  # type: ignore[assignment]
+    with suppress_instrumentation():
+        return exporter.export(batch) is SpanExportResult.SUCCESS
+
+
+def setup(config: Config) -> TracerProvider:
+    """Install the global tracer provider (once per process tree; forks inherit it)."""
+    global _worker
+    provider = TracerProvider(
+        sampler=make_sampler(config.sampler, config.sampler_arg),
+        resource=_resource(config),
+        id_generator=PrivateIdGenerator(),
+        shutdown_on_exit=False,
+    )
+    provider.add_span_processor(ScrubProcessor())
+    provider.add_span_processor(DependencyMetricsProcessor())
+    if config.traces:
+        _worker = BatchWorker("traces", _make_sender(config), max_queue=config.max_queue_size)
+        provider.add_span_processor(ExportProcessor(_worker))
+    trace.set_tracer_provider(provider)
+    atexit.register(flush, 3.0)
+    return provider
+
+
+def flush(timeout: float = 3.0) -> None:
+    if _worker is not None:
+        _worker.flush(timeout)
