@@ -1,8 +1,10 @@
 """The storefront service: ``uvicorn demo_app.storefront.app:app``.
 
 Catalogue and product pages read through the cache (cache-aside); carts live in the cache;
-checkout creates the order at the orders service. Faults are applied by an app-wide dependency,
-which runs after routing, so an injected error is raised inside the matched route.
+checkout creates the order at the orders service. When orders times out or fails, every
+route answers 504 or 502 (a gateway's codes) and logs the error. Faults are applied by an
+app-wide dependency, which runs after routing, so an injected error is raised inside the
+matched route.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 import httpx
 from fastapi import Depends, FastAPI, HTTPException, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from demo_app import cache, faults
@@ -46,6 +49,20 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 app = FastAPI(title="storefront", lifespan=lifespan, dependencies=[Depends(inject_faults)])
+
+
+@app.exception_handler(httpx.TimeoutException)
+async def orders_timed_out(request: Request, exc: httpx.TimeoutException) -> JSONResponse:
+    """Orders did not answer within the client's timeout: 504, as a gateway would."""
+    log.error("%s %s: timed out waiting for orders", request.method, request.url.path)
+    return JSONResponse({"detail": "orders timed out"}, status_code=504)
+
+
+@app.exception_handler(OrdersError)
+async def orders_failed(request: Request, exc: OrdersError) -> JSONResponse:
+    """Orders failed even after the retry: 502."""
+    log.error("%s %s: %s", request.method, request.url.path, exc)
+    return JSONResponse({"detail": str(exc)}, status_code=502)
 
 
 class CartItem(BaseModel):
@@ -127,21 +144,14 @@ async def add_to_cart(request: Request, response: Response, item: CartItem) -> d
 
 @app.post("/checkout", status_code=201)
 async def checkout(request: Request, response: Response) -> Any:
-    """Turn the cart into an order at the orders service; 502/504 when orders fails."""
+    """Turn the cart into an order at the orders service."""
     store = request.app.state.cache
     cart_id = _cart_id(request, response)
     items = await cart.load(store, cart_id)
     if not items:
         raise HTTPException(status_code=400, detail="cart is empty")
     lines = [{"product_id": int(pid), "quantity": qty} for pid, qty in items.items()]
-    try:
-        order = await request.app.state.orders.create_order(uuid.uuid4().hex, lines)
-    except httpx.TimeoutException as exc:
-        log.error("checkout of cart %s timed out waiting for orders", cart_id)
-        raise HTTPException(status_code=504, detail="orders timed out") from exc
-    except OrdersError as exc:
-        log.error("checkout of cart %s failed: %s", cart_id, exc)
-        raise HTTPException(status_code=502, detail=str(exc)) from exc
+    order = await request.app.state.orders.create_order(uuid.uuid4().hex, lines)
     await cart.clear(store, cart_id)
     log.info("cart %s checked out as order %s", cart_id, order["id"])
     return order
