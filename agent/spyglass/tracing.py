@@ -42,12 +42,13 @@ from spyglass import metrics as _metrics
 from spyglass._log import get_logger
 from spyglass.config import Config
 from spyglass.export.batch import BatchWorker
-from spyglass.scrub import scrub_query, scrub_sql, scrub_url
+from spyglass.scrub import REDACTED, SENSITIVE_HEADERS, scrub_query, scrub_sql, scrub_url
 
 __all__ = ["PrivateIdGenerator", "setup"]
 
 _URL_ATTRS = ("url.full", "http.url", "url.query", "http.target", "db.connection_string")
 _SQL_ATTRS = ("db.statement", "db.query.text")
+_HEADER_ATTR_PREFIXES = ("http.request.header.", "http.response.header.")
 
 _worker: BatchWorker[ReadableSpan] | None = None
 
@@ -115,18 +116,63 @@ def make_sampler(name: str, ratio: float) -> Sampler:
 
 
 class ScrubProcessor(SpanProcessor):
+    """Redacts URL credentials/secret parameters, SQL literals and secret headers.
+
+    ``on_start`` sees only the attributes passed to ``start_span``. Most contrib
+    instrumentations (dbapi/psycopg/psycopg2/sqlite3, SQLAlchemy, redis) set ``db.statement``
+    and friends *after* the span started, so the same pass runs again in ``_on_ending``, the
+    SDK's hook that runs after the last ``set_attribute`` and before ``on_end`` hands the span
+    to the exporter. Without it, SQL literals were exported verbatim.
+    """
+
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         attrs = span.attributes
         if not attrs:
             return
-        for key in _URL_ATTRS:
-            value = attrs.get(key)
-            if isinstance(value, str):
-                span.set_attribute(key, _scrub_url_attr(value))
-        for key in _SQL_ATTRS:
-            value = attrs.get(key)
-            if isinstance(value, str):
-                span.set_attribute(key, scrub_sql(value))
+        for key, value in _scrubbed(attrs):
+            span.set_attribute(key, value)
+
+    def _on_ending(self, span: Span) -> None:
+        attrs = getattr(span, "_attributes", None)
+        if not attrs:
+            return
+        changes = _scrubbed(attrs)
+        if not changes:
+            return
+        # The span is already ended, so set_attribute() refuses; the SDK freezes the
+        # BoundedAttributes with its _immutable flag, which we lift for this one write.
+        try:
+            attrs._immutable = False  # type: ignore[attr-defined]
+            for key, value in changes:
+                attrs[key] = value
+        except Exception:  # noqa: BLE001
+            get_logger().debug("scrub on ending failed", exc_info=True)
+        finally:
+            attrs._immutable = True  # type: ignore[attr-defined]
+
+
+def _scrubbed(attrs) -> list[tuple[str, str | tuple[str, ...]]]:  # type: ignore[no-untyped-def]
+    """(key, new value) for every attribute that carries a secret or SQL literals."""
+    changes: list[tuple[str, str | tuple[str, ...]]] = []
+    for key in _URL_ATTRS:
+        value = attrs.get(key)
+        if isinstance(value, str):
+            clean = _scrub_url_attr(value)
+            if clean != value:
+                changes.append((key, clean))
+    for key in _SQL_ATTRS:
+        value = attrs.get(key)
+        if isinstance(value, str):
+            clean = scrub_sql(value)
+            if clean != value:
+                changes.append((key, clean))
+    for key in attrs:
+        # http.request.header.authorization, http.response.header.set-cookie, ...
+        if key.startswith(_HEADER_ATTR_PREFIXES) and \
+                key.rsplit(".", 1)[-1].replace("_", "-") in SENSITIVE_HEADERS and \
+                attrs[key] != (REDACTED,):
+            changes.append((key, (REDACTED,)))
+    return changes
 
 
 def _scrub_url_attr(value: str) -> str:
@@ -164,7 +210,12 @@ class DependencyMetricsProcessor(SpanProcessor):
             if system is not None:
                 op = attrs.get("db.operation.name", attrs.get("db.operation"))
                 if op is None:
-                    op = _operation_from(attrs) or span.name.split(" ", 1)[0]
+                    op = _operation_from(attrs)
+                if op is None:
+                    # No statement and no operation: not a DB operation but e.g. the
+                    # SQLAlchemy instrumentation's "connect" span around every pool
+                    # checkout, which would otherwise be counted as a CONNECT operation.
+                    return
                 inst.db_client_duration.labels(str(system), str(op).upper()[:32]).observe(seconds)
         except Exception:  # noqa: BLE001
             get_logger().debug("dependency metric failed", exc_info=True)
