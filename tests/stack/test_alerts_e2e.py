@@ -10,7 +10,6 @@ the notification endpoint are loopback stand-ins, described below.
 from __future__ import annotations
 
 import json
-import threading
 import time
 import urllib.parse
 import urllib.request
@@ -21,7 +20,6 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-
 from tests.support._server import LoopbackHTTPServer, read_body
 from tests.support.procs import AppProcess
 from tests.support.waiting import free_port, wait_until
@@ -231,7 +229,8 @@ def test_error_burst_pages_and_resolves(
     assert time.monotonic() - started >= 2  # the test-scaled `for: 2s`
     assert fired["labels"]["severity"] == "critical"
     assert fired["labels"]["environment"] == "demo"
-    assert fired["annotations"]["runbook_url"].endswith("/alerts/RUNBOOK.md#availabilitybudgetburnfast")
+    runbook = fired["annotations"]["runbook_url"]
+    assert runbook.endswith("/alerts/RUNBOOK.md#availabilitybudgetburnfast")
 
     # The same alert reached the pager's Slack receiver, rendered by the shipped templates.
     slack = wait_until(lambda: sink.bodies("/slack"), timeout=15, interval=0.25,
