@@ -1,0 +1,1 @@
+"""Pieces of the overhead benchmark: sink, processes, load generator, contenders."""

@@ -1,0 +1,112 @@
+"""How each contender starts each app: command line and environment.
+
+- ``bare``: the project env's gunicorn/uvicorn, no agent.
+- ``otel``: ``opentelemetry-instrument`` from ``benchmarks/.venv-otel`` (opentelemetry-distro
+  with the flask, fastapi, sqlite3 and logging instrumentations), traces, metrics and logs over
+  OTLP/HTTP protobuf, ``always_on`` sampling. The metric export interval is 5 s (default 60 s)
+  so that metric exports land inside a 10 s window and can be checked at the sink.
+- ``ddtrace``: ``ddtrace-run`` from ``benchmarks/.venv-ddtrace``, every trace kept
+  (sampling rule 1.0), log injection and runtime metrics (DogStatsD over UDP) on. ddtrace ships
+  no logs itself (the Datadog agent tails files), so its "logs" cost is only the injection.
+- ``spyglass``: ``spyglass run`` from the project env, traces always_on to OTLP/HTTP, logs to
+  the Loki push API, metrics served on a side port that the runner scrapes every 5 s
+  (like a Prometheus scrape), so the scrape's cost lands in the measured process tree.
+
+Framework and server versions are the same in all three environments (setup_venvs.sh pins
+them to the project env's), so only the agent differs.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent.parent
+APPS = HERE / "apps"
+PROJECT_BIN = Path(sys.executable).parent
+OTEL_BIN = HERE / ".venv-otel" / "bin"
+DD_BIN = HERE / ".venv-ddtrace" / "bin"
+
+CONTENDERS = ("bare", "otel", "ddtrace", "spyglass")
+APPS_ALL = ("flask", "fastapi")
+ENDPOINTS = ("/hello", "/work", "/items/42")
+
+_SCRUB_PREFIXES = ("OTEL_", "DD_", "SPYGLASS_")
+
+
+@dataclass
+class Launch:
+    argv: list[str]
+    env: dict[str, str]
+    metrics_port: int | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def server_argv(app: str, bindir: Path, port: int, module: str | None = None,
+                workers: int = 1, extra: list[str] | None = None) -> list[str]:
+    if app == "flask":
+        return [str(bindir / "gunicorn"), "-w", str(workers), "-k", "sync",
+                "-b", f"127.0.0.1:{port}", "--chdir", str(APPS),
+                f"{module or 'flask_app'}:app", *(extra or [])]
+    if app == "fastapi":
+        return [str(bindir / "uvicorn"), "--host", "127.0.0.1", "--port", str(port),
+                "--app-dir", str(APPS), "--no-access-log", "--workers", "1",
+                f"{module or 'fastapi_app'}:app", *(extra or [])]
+    raise ValueError(app)
+
+
+def base_env(extra: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(_SCRUB_PREFIXES) and k != "PYTHONPATH"}
+    env.update(extra)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def launch(contender: str, app: str, port: int, sink_url: str, statsd_port: int,
+           metrics_port: int, app_env: dict[str, str], module: str | None = None,
+           workers: int = 1, extra: list[str] | None = None) -> Launch:
+    if contender == "bare":
+        return Launch(server_argv(app, PROJECT_BIN, port, module, workers, extra),
+                      base_env(app_env))
+    if contender == "otel":
+        env = base_env({
+            **app_env,
+            "OTEL_SERVICE_NAME": f"bench-{app}",
+            "OTEL_TRACES_EXPORTER": "otlp",
+            "OTEL_METRICS_EXPORTER": "otlp",
+            "OTEL_LOGS_EXPORTER": "otlp",
+            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": sink_url,
+            "OTEL_TRACES_SAMPLER": "always_on",
+            "OTEL_METRIC_EXPORT_INTERVAL": "5000",
+        })
+        return Launch([str(OTEL_BIN / "opentelemetry-instrument"),
+                       *server_argv(app, OTEL_BIN, port, module, workers, extra)], env)
+    if contender == "ddtrace":
+        env = base_env({
+            **app_env,
+            "DD_SERVICE": f"bench-{app}",
+            "DD_ENV": "bench",
+            "DD_TRACE_AGENT_URL": sink_url,
+            "DD_TRACE_SAMPLING_RULES": '[{"sample_rate": 1.0}]',
+            "DD_LOGS_INJECTION": "true",
+            "DD_RUNTIME_METRICS_ENABLED": "true",
+            "DD_DOGSTATSD_URL": f"udp://127.0.0.1:{statsd_port}",
+        })
+        return Launch([str(DD_BIN / "ddtrace-run"),
+                       *server_argv(app, DD_BIN, port, module, workers, extra)], env)
+    if contender == "spyglass":
+        env = base_env({
+            **app_env,
+            "OTEL_EXPORTER_OTLP_ENDPOINT": sink_url,
+            "OTEL_TRACES_SAMPLER": "always_on",
+            "SPYGLASS_LOKI_URL": sink_url,
+        })
+        argv = [sys.executable, "-m", "spyglass", "run", "--service-name", f"bench-{app}",
+                "--environment", "bench", "--metrics-port", str(metrics_port), "--",
+                *server_argv(app, PROJECT_BIN, port, module, workers, extra)]
+        return Launch(argv, env, metrics_port=metrics_port)
+    raise ValueError(contender)
