@@ -49,10 +49,18 @@ def _quiet_otel_loggers(debug: bool) -> None:
 
 def flush(timeout: float = 3.0) -> None:
     """Send queued spans and logs now (at exit, on SIGTERM, when a pool process stops)."""
+    import time
+
     from spyglass import runtime, tracing
     from spyglass.logs import loki
 
-    for fn in (runtime.flush, lambda: tracing.flush(timeout), lambda: loki.flush(timeout)):
+    # One deadline for everything: a hung backend must not cost ``timeout`` once per signal.
+    deadline = time.monotonic() + timeout
+
+    def left() -> float:
+        return max(0.1, deadline - time.monotonic())
+
+    for fn in (runtime.flush, lambda: tracing.flush(left()), lambda: loki.flush(left())):
         try:
             fn()
         except Exception:  # noqa: BLE001

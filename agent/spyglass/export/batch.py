@@ -26,6 +26,10 @@ from spyglass._log import get_logger, warn_once_per
 
 __all__ = ["BatchWorker"]
 
+#: Longest a flush waits once the backend has failed (refused, errored or hung): at exit the
+#: app must not wait the full timeout per signal and per process on a backend that is down.
+FAILING_FLUSH_TIMEOUT = 0.5
+
 T = TypeVar("T")
 
 
@@ -52,6 +56,7 @@ class BatchWorker(Generic[T]):
         self._pid = os.getpid()
         self._stopped = False
         self._flush_lock = threading.Lock()
+        self._failing = False  # the last export (or flush) failed or timed out
 
     def put(self, item: T) -> None:
         """Never blocks, never raises: the request path calls this."""
@@ -100,8 +105,10 @@ class BatchWorker(Generic[T]):
         else:
             reason = "the backend refused or did not answer in time"
         if ok:
+            self._failing = False
             self._count("exported", amount=len(batch))
             return
+        self._failing = True
         self._count("dropped", reason="export_failed", amount=len(batch))
         self._count("export_errors")
         warn_once_per(f"export-{self.signal}",
@@ -135,16 +142,23 @@ class BatchWorker(Generic[T]):
         """Send what is queued, giving up after ``timeout`` seconds (used at exit).
 
         The sending happens in a helper thread joined with a timeout, so a backend that
-        accepts and never answers delays the app's exit by ``timeout`` at most.
+        accepts and never answers delays the app's exit by ``timeout`` at most, and by
+        ``FAILING_FLUSH_TIMEOUT`` once an export has failed: gunicorn's master and worker each
+        flush traces and logs, and a hung backend used to add the full timeout four times over.
         """
         if os.getpid() != self._pid or not self._queue:
             return True
+        if self._failing:
+            timeout = min(timeout, FAILING_FLUSH_TIMEOUT)
         deadline = time.monotonic() + timeout
         helper = threading.Thread(target=self._drain, args=(deadline,), daemon=True,
                                   name=f"spyglass-{self.signal}-flush")
         helper.start()
         helper.join(timeout)
-        return not helper.is_alive()
+        if helper.is_alive():
+            self._failing = True  # the backend hangs: later flushes must not wait again
+            return False
+        return True
 
     def shutdown(self, timeout: float = 5.0) -> None:
         if os.getpid() != self._pid:
