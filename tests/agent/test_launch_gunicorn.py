@@ -1,0 +1,131 @@
+"""gunicorn launch modes under ``spyglass run``: sync, gthread and uvicorn workers, ``-w 1``
+and ``-w 4``, ``--preload``, and worker churn (``--max-requests``, SIGKILL).
+
+Every mode takes real requests and is checked on all three signals (see tests/agent).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+
+import pytest
+from tests.agent import (
+    ITEM_ROUTE,
+    Launched,
+    check_telemetry,
+    drive,
+    launch,
+    metrics_dir_of,
+    wait_route_counts,
+)
+from tests.support.loki import LokiReceiver
+from tests.support.otlp import OTLPReceiver
+from tests.support.waiting import free_port, wait_until
+
+N = 20
+
+
+def _gunicorn(port: int, *args: str, app: str = "flask_app:app") -> list[str]:
+    return ["gunicorn", "-b", f"127.0.0.1:{port}", "--graceful-timeout", "3", *args, app]
+
+
+def _workers(launched: Launched) -> list[int]:
+    """The arbiter's direct worker processes."""
+    arbiter = launched.proc.pid
+    kids = []
+    for pid in launched.proc.children():
+        try:
+            stat = open(f"/proc/{pid}/stat").read()
+        except OSError:
+            continue
+        if int(stat[stat.rindex(")") + 2 :].split()[1]) == arbiter:
+            kids.append(pid)
+    return kids
+
+
+MODES = [
+    pytest.param(["-w", "1"], "flask_app:app", 1, id="sync-w1"),
+    pytest.param(["-w", "4"], "flask_app:app", 4, id="sync-w4", marks=pytest.mark.slow),
+    pytest.param(["-w", "1", "--threads", "4"], "flask_app:app", 4, id="gthread-w1"),
+    pytest.param(["-w", "4", "--threads", "4"], "flask_app:app", 4, id="gthread-w4",
+                 marks=pytest.mark.slow),
+    pytest.param(["-w", "1", "-k", "uvicorn.workers.UvicornWorker"], "fastapi_app:app", 4,
+                 id="uvicorn-w1"),
+    pytest.param(["-w", "4", "-k", "uvicorn.workers.UvicornWorker"], "fastapi_app:app", 4,
+                 id="uvicorn-w4", marks=pytest.mark.slow),
+    pytest.param(["-w", "2", "--preload"], "flask_app:app", 2, id="sync-preload-w2"),
+]
+
+
+@pytest.mark.parametrize(("args", "app", "concurrency"), MODES)
+def test_gunicorn_modes(
+    otlp_receiver: OTLPReceiver, loki_receiver: LokiReceiver, args: list[str], app: str,
+    concurrency: int,
+) -> None:
+    port = free_port()
+    launched = launch(_gunicorn(port, *args, app=app), otlp_receiver, loki_receiver,
+                      app_port=port)
+    with launched.proc:
+        workers = int(args[args.index("-w") + 1])
+        wait_until(lambda: len(_workers(launched)) == workers, timeout=20,
+                   message=f"{workers} workers")
+        ids = list(range(1000, 1000 + N))
+        drive(launched.base, ids, concurrency=concurrency)
+        check_telemetry(launched, otlp_receiver, loki_receiver, ids)
+
+
+def _db_files(directory: str) -> list[str]:
+    return sorted(f for f in os.listdir(directory) if f.endswith(".db"))
+
+
+def _files_only_live_or_archive(directory: str, live: set[int]) -> bool:
+    for name in _db_files(directory):
+        match = re.fullmatch(r"[a-z_]+?_(\d+|archive)\.db", name)
+        assert match, f"unexpected file {name} in {directory}"
+        if match.group(1) != "archive" and int(match.group(1)) not in live:
+            return False
+    return True
+
+
+@pytest.mark.slow
+def test_gunicorn_max_requests_churn_and_sigkill(
+    otlp_receiver: OTLPReceiver, loki_receiver: LokiReceiver
+) -> None:
+    """Recycled and killed workers: totals stay exact, the directory does not pile up."""
+    port = free_port()
+    launched = launch(
+        _gunicorn(port, "-w", "2", "--max-requests", "5", "--max-requests-jitter", "0"),
+        otlp_receiver, loki_receiver, app_port=port)
+    with launched.proc:
+        directory = metrics_dir_of(launched.proc.pid)
+        first_workers = set(_workers(launched))
+        ids = list(range(2000, 2060))
+        drive(launched.base, ids)
+        check_telemetry(launched, otlp_receiver, loki_receiver, ids)
+        # 60 requests at 5 per worker: at least 10 workers came and went.
+        assert not first_workers & set(_workers(launched)), "workers were never recycled"
+
+        # After a scrape (which compacts), only live processes' files and archives remain.
+        sent = len(ids)
+
+        def compacted() -> bool:
+            wait_route_counts(launched.metrics_url, {(ITEM_ROUTE, "200"): sent})
+            live = {launched.proc.pid, *launched.proc.children()}
+            return _files_only_live_or_archive(directory, live)
+
+        wait_until(compacted, timeout=10, message="dead workers' files compacted")
+        pids = {f.rsplit("_", 1)[1][:-3] for f in _db_files(directory)} - {"archive"}
+        assert len(pids) <= 3, f"files of more than arbiter + 2 workers: {_db_files(directory)}"
+
+        # SIGKILL a worker right after its requests were recorded: nothing may be lost.
+        victim = _workers(launched)[0]
+        os.kill(victim, signal.SIGKILL)
+        wait_until(lambda: victim not in _workers(launched) and len(_workers(launched)) == 2,
+                   timeout=20, message="gunicorn replaced the killed worker")
+        more = list(range(3000, 3010))
+        drive(launched.base, more)
+        sent += len(more)
+        wait_route_counts(launched.metrics_url, {(ITEM_ROUTE, "200"): sent})
+        wait_until(compacted, timeout=10, message="killed worker's files compacted")
