@@ -95,7 +95,11 @@ class _RecordAlways(Sampler):
         result = self._inner.should_sample(parent_context, trace_id, name, kind, attributes,
                                            links, trace_state)
         if result.decision is Decision.DROP:
-            return SamplingResult(Decision.RECORD_ONLY, result.attributes, result.trace_state)
+            # A DROP result carries no attributes (the SDK samplers set them to None), and the
+            # SDK gives a new span only its sampling result's attributes: pass the caller's
+            # on, or unsampled spans lose everything set at start_span (requests' and httpx's
+            # http.request.method, url.full...) and their client metrics go uncounted.
+            return SamplingResult(Decision.RECORD_ONLY, attributes, result.trace_state)
         return result
 
     def get_description(self) -> str:
