@@ -259,9 +259,14 @@ def check_telemetry(
     route: str = ITEM_ROUTE,
     span_name: str | None = None,
     child: str | None = "load-item",
+    also_counted: int = 0,
 ) -> dict[int, Span]:
-    """All three signals for the requests in ``ids`` (already sent); see the module doc."""
-    wait_route_counts(launched.metrics_url, {(route, "200"): len(ids)})
+    """All three signals for the requests in ``ids`` (already sent); see the module doc.
+
+    ``also_counted``: other requests that share ``route`` (for a framework-less app every
+    path is ``unmatched``, so the one readiness probe of :func:`launch` counts there too).
+    """
+    wait_route_counts(launched.metrics_url, {(route, "200"): len(ids) + also_counted})
     servers = check_spans(otlp, ids, name=span_name or f"GET {route}", child=child)
     check_logs(loki, servers)
     return servers

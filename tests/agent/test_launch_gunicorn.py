@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+from pathlib import Path
 
 import pytest
 from tests.agent import (
@@ -37,7 +38,7 @@ def _workers(launched: Launched) -> list[int]:
     kids = []
     for pid in launched.proc.children():
         try:
-            stat = open(f"/proc/{pid}/stat").read()
+            stat = Path(f"/proc/{pid}/stat").read_text()
         except OSError:
             continue
         if int(stat[stat.rindex(")") + 2 :].split()[1]) == arbiter:
