@@ -2,7 +2,7 @@
 
 All services and the launcher read the same variables, so one environment (a shell, a compose
 file or a test) describes the whole shop. Defaults are the ports of the telemetry contract and
-the embedded backends (SQLite, in-process cache, a filesystem broker) that need no server.
+the embedded backends (SQLite, in-process cache, a SQLite-backed broker) that need no server.
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def redis_url() -> str | None:
 
 
 def broker_url() -> str | None:
-    """Celery broker URL (RabbitMQ), or None for the embedded filesystem broker."""
+    """Celery broker URL (RabbitMQ), or None for the embedded SQLite broker."""
     return os.environ.get("CELERY_BROKER_URL") or None
 
 

@@ -4,7 +4,7 @@ A service's switches live in one small JSON file in the demo's state directory. 
 of the service (gunicorn workers, Celery pool children) reads the file when it changes, so a
 switch flipped through one worker's admin endpoint reaches all of them. The worker has no HTTP
 server: ``python -m demo_app fault worker ...`` writes its file directly, which needs no broker
-feature (the embedded filesystem broker has no remote control of prefork children either).
+feature (the embedded SQLite broker has no broadcast for remote control either).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """``python -m demo_app``: start the shop, drive it with the load generator, stop cleanly.
 
-With nothing configured it needs no server: SQLite, the in-process cache and the filesystem
-broker, all under the state directory. DATABASE_URL, REDIS_URL and CELERY_BROKER_URL switch
+With nothing configured it needs no server: SQLite, the in-process cache and a SQLite-backed
+Celery broker, all under the state directory. DATABASE_URL, REDIS_URL and CELERY_BROKER_URL switch
 to PostgreSQL, Redis and RabbitMQ.
 """
 
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
 import signal
 import subprocess
 import sys
@@ -51,7 +50,7 @@ def _backends() -> str:
         [
             "PostgreSQL" if config.database_url() else "SQLite (embedded)",
             "Redis" if config.redis_url() else "in-process cache (embedded)",
-            "RabbitMQ" if config.broker_url() else "filesystem broker (embedded)",
+            "RabbitMQ" if config.broker_url() else "SQLite broker (embedded)",
         ]
     )
 
@@ -62,7 +61,7 @@ def _reset_state() -> None:
         faults.FaultStore(name).clear()
     ready_file().unlink(missing_ok=True)
     if config.broker_url() is None:
-        shutil.rmtree(config.state_dir() / "broker", ignore_errors=True)
+        (config.state_dir() / "broker.sqlite3").unlink(missing_ok=True)
 
 
 def _migrate() -> None:

@@ -46,7 +46,7 @@ def _app_argv(name: str) -> list[str]:
     worker = [py, "-m", "celery", "-A", "demo_app.worker.app", "worker", "-B", "--pool=prefork"]
     worker += ["--concurrency=2", "--loglevel=INFO", f"--queues={queue_name()}"]
     worker += [f"--schedule={config.state_dir() / 'celerybeat-schedule'}"]
-    if config.broker_url() is None:  # the filesystem broker has no use for cluster chatter
+    if config.broker_url() is None:  # the SQLite broker has no fanout for cluster chatter
         worker += ["--without-mingle", "--without-gossip", "--without-heartbeat"]
     return worker
 

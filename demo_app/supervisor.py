@@ -101,6 +101,7 @@ class Supervisor:
                 time.sleep(0.05)
         for child in self.children:
             if _group_alive(child.proc.pid):
+                print(f"{child.name} did not stop within {timeout:.0f}s: killing it", flush=True)
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(child.proc.pid, signal.SIGKILL)
             with contextlib.suppress(subprocess.TimeoutExpired):

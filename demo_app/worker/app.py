@@ -1,9 +1,11 @@
 """The Celery application, shared by the worker and by orders (which only publishes tasks).
 
-Broker: RabbitMQ from CELERY_BROKER_URL; without it, kombu's filesystem transport in the state
-directory. That keeps the embedded mode on the real path (publish, a separate worker process,
-prefork children, ack) with no server to install, which eager mode or an in-memory broker
-cannot do across processes.
+Broker: RabbitMQ from CELERY_BROKER_URL; without it, kombu's SQLAlchemy transport on a SQLite
+file in the state directory. That keeps the embedded mode on the real path (publish, a
+separate worker process, prefork children, ack) with no server to install, which eager mode
+or an in-memory broker cannot do across processes. (kombu's filesystem transport was tried
+first: its consumer can pick up a message file before the producer has written it, and the
+worker then dies on an empty JSON document.)
 
 Result backend: Redis when REDIS_URL is set, with results expiring after ten minutes, because
 Redis is already there and ``AsyncResult(id).state`` is handy when debugging the demo; the
@@ -44,14 +46,9 @@ def _broker() -> tuple[str, dict[str, object]]:
     url = config.broker_url()
     if url:
         return url, {}
-    folder = config.state_dir() / "broker"
-    (folder / "control").mkdir(parents=True, exist_ok=True)
-    return "filesystem://", {
-        "data_folder_in": str(folder),
-        "data_folder_out": str(folder),
-        "control_folder": str(folder / "control"),
-        "polling_interval": 0.1,
-    }
+    # No transport options: this transport passes them all to SQLAlchemy's create_engine, so
+    # the poll interval stays at kombu's default of one second.
+    return f"sqla+sqlite:///{config.state_dir() / 'broker.sqlite3'}", {}
 
 
 def make_app() -> Celery:
