@@ -27,6 +27,7 @@ from spyglass.config import (
     SETTINGS,
     ConfigError,
     load_config,
+    service_name_configured,
     to_environ,
 )
 
@@ -36,15 +37,24 @@ PROG = "spyglass"
 
 
 class _Parser(argparse.ArgumentParser):
+    # One line, naming the problem and where the fix is: a usage block on every typo buried
+    # the message (and `spyglass run --bad` pointed at the top-level help).
     def error(self, message: str) -> Any:  # type: ignore[override]
-        self.print_usage(sys.stderr)
-        self.exit(2, f"{self.prog}: error: {message}\n"
-                     f"Try '{self.prog} --help' for more information.\n")
+        self.exit(2, f"{self.prog}: error: {message}; '{self.prog} --help' lists the options\n")
 
 
 def _fail(message: str, status: int = 2) -> int:
     sys.stderr.write(f"{PROG}: error: {message}\n")
     return status
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Wraps help text without splitting ``--otlp-endpoint`` into ``--otlp-`` / ``endpoint``."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        import textwrap
+
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
 
 
 def _add_run(subparsers: Any) -> None:
@@ -58,7 +68,7 @@ def _add_run(subparsers: Any) -> None:
                f"  {PROG} run -- gunicorn -w 4 shop.wsgi\n"
                f"  {PROG} run --service-name api --console -- uvicorn api:app\n"
                f"  {PROG} run -- celery -A proj worker",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        formatter_class=_HelpFormatter)
     for s in SETTINGS:
         default = "" if s.default in (None, ()) else f", default {s.default}"
         help_text = f"{s.help} [env {s.env}{default}]"
@@ -149,10 +159,14 @@ def _run(args: argparse.Namespace) -> int:
     env = dict(os.environ)
     env.update(to_environ(overrides))
     if "OTEL_SERVICE_NAME" not in env:
-        name = config.service_name if config.service_name != "unknown_service:python" else None
-        name = name if "service_name" in overrides else (_default_service_name(command) or name)
-        if name:
-            env["OTEL_SERVICE_NAME"] = name
+        # A name set anywhere (option, pyproject, OTEL_RESOURCE_ATTRIBUTES) wins over the
+        # guess from the command line; the guess used to override [tool.spyglass] service_name.
+        if service_name_configured(overrides, config):
+            env["OTEL_SERVICE_NAME"] = config.service_name
+        else:
+            name = _default_service_name(command)
+            if name:
+                env["OTEL_SERVICE_NAME"] = name
     # A nested `spyglass run` starts a new app instance with its own /metrics.
     env.pop(ENV_METRICS_OWNER, None)
     env.pop(ENV_METRICS_DIR, None)
@@ -186,7 +200,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        # argparse reports these from the top-level parser; say which command's help to read.
+        where = f"{PROG} {args.subcommand}" if getattr(args, "subcommand", None) else PROG
+        return _fail(f"unknown option {extras[0]!r}; '{where} --help' lists the options "
+                     "(the program to run and its own options go after --)")
     func = getattr(args, "func", None)
     if func is None:
         parser.print_help(sys.stderr)

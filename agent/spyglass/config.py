@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-__all__ = ["SETTINGS", "Config", "ConfigError", "Setting", "load_config"]
+__all__ = ["SETTINGS", "Config", "ConfigError", "Setting", "load_config",
+           "service_name_configured"]
 
 #: Names of environment variables the agent sets for the processes of one app instance.
 ENV_METRICS_OWNER = "SPYGLASS_METRICS_OWNER"
@@ -342,6 +343,17 @@ def load_config(
         raise ConfigError(f"OTEL_SDK_DISABLED={env.get('OTEL_SDK_DISABLED')!r} is invalid: "
                           f"{exc}") from None
     return Config(**values, sdk_disabled=sdk_disabled, resource_attributes=resource)
+
+
+def service_name_configured(overrides: Mapping[str, Any], config: Config,
+                            cwd: Path | None = None) -> bool:
+    """True when the user named the service (option, variable, pyproject or resource attrs),
+    so ``spyglass run`` must not replace it with a name guessed from the command."""
+    if overrides.get("service_name") or os.environ.get("OTEL_SERVICE_NAME"):
+        return True
+    if "service.name" in config.resource_attributes:
+        return True
+    return bool(_read_pyproject(cwd or Path.cwd()).get("service_name"))
 
 
 def setting_unset(env: Mapping[str, str], table: Mapping[str, Any],
