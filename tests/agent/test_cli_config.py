@@ -1,0 +1,173 @@
+"""Bad configuration stops ``spyglass run`` with status 2 *before* the app starts.
+
+Each case runs a program whose only effect is to create a marker file; the marker must not
+exist afterwards, and stderr must be one line that names the setting and says how to fix it.
+Also: ``--version``, ``run --help`` against the settings table, the no-command and
+command-not-found statuses, and the documented precedence option > env > pyproject > default.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests.support.otlp import OTLPReceiver
+from tests.support.procs import AppProcess, spyglass_argv
+from tests.support.waiting import free_port, wait_until
+
+from spyglass import __version__
+from spyglass.config import SETTINGS, load_config
+
+MARKER_APP = ["python", "-c", "open('marker', 'w').write('started')"]
+CLEAN_ENV = {"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG",
+             "OTEL_SERVICE_NAME", "SPYGLASS_METRICS_PORT"}
+
+
+def spyglass(args: list[str], cwd: Path, env: dict[str, str] | None = None,
+             timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    import os
+
+    full = {k: v for k, v in os.environ.items() if k not in CLEAN_ENV}
+    full.update(env or {})
+    return subprocess.run([sys.executable, "-m", "spyglass", *args], cwd=cwd, env=full,
+                          capture_output=True, text=True, timeout=timeout, check=False)
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+BAD = [
+    # (id, extra args, env, pyproject text, words the one-line message must contain)
+    ("unknown-option", ["--no-such-flag"], {}, None, ["--no-such-flag", "spyglass run --help"]),
+    ("env-url", [], {"OTEL_EXPORTER_OTLP_ENDPOINT": "not a url"}, None,
+     ["OTEL_EXPORTER_OTLP_ENDPOINT", "http://"]),
+    ("option-url", ["--otlp-endpoint", "ftp://x"], {}, None, ["--otlp-endpoint", "http://"]),
+    ("ratio-too-big", [], {"OTEL_TRACES_SAMPLER_ARG": "1.5"}, None,
+     ["OTEL_TRACES_SAMPLER_ARG", "between 0 and 1"]),
+    ("ratio-not-number", [], {"OTEL_TRACES_SAMPLER_ARG": "abc"}, None,
+     ["OTEL_TRACES_SAMPLER_ARG", "between 0 and 1"]),
+    ("sampler-name", [], {"OTEL_TRACES_SAMPLER": "sometimes"}, None,
+     ["OTEL_TRACES_SAMPLER", "parentbased_traceidratio"]),
+    ("pyproject-value", [], {}, '[tool.spyglass]\nsampler_arg = 7\n',
+     ["pyproject.toml", "sampler_arg", "between 0 and 1"]),
+    ("pyproject-key", [], {}, '[tool.spyglass]\nsample_rate = 0.5\n',
+     ["pyproject.toml", "sample_rate", "known keys"]),
+    ("pyproject-syntax", [], {}, '[tool.spyglass\n', ["pyproject.toml", "TOML"]),
+    ("port-in-use", ["--metrics-port", "{busy}"], {}, None,
+     ["{busy}", "--metrics-port", "SPYGLASS_METRICS_PORT"]),
+]
+
+
+@pytest.mark.parametrize(("args", "env", "pyproject", "words"),
+                         [case[1:] for case in BAD], ids=[case[0] for case in BAD])
+def test_bad_config_exits_2_before_the_app(tmp_path: Path, busy_port: int, args: list[str],
+                                           env: dict[str, str], pyproject: str | None,
+                                           words: list[str]) -> None:
+    if pyproject is not None:
+        (tmp_path / "pyproject.toml").write_text(pyproject)
+    args = [a.format(busy=busy_port) for a in args]
+    result = spyglass(["run", *args, "--", *MARKER_APP], tmp_path, env)
+    assert result.returncode == 2, result
+    assert not (tmp_path / "marker").exists(), "the app started despite the bad config"
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("spyglass"), lines
+    for word in words:
+        assert word.format(busy=busy_port) in lines[0], (word, lines[0])
+    assert result.stdout == ""
+
+
+def test_good_config_runs_the_app(tmp_path: Path) -> None:
+    """The control for the cases above: the same command with valid settings starts the app."""
+    (tmp_path / "pyproject.toml").write_text('[tool.spyglass]\nsampler_arg = 0.5\n')
+    result = spyglass(["run", "--metrics-port", str(free_port()), "--", *MARKER_APP], tmp_path,
+                      {"OTEL_TRACES_SAMPLER_ARG": "0.25", "SPYGLASS_LOGS": "false",
+                       "SPYGLASS_TRACES": "false"})
+    assert result.returncode == 0, result
+    assert (tmp_path / "marker").read_text() == "started"
+
+
+def test_version(tmp_path: Path) -> None:
+    result = spyglass(["--version"], tmp_path)
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"spyglass {__version__}"
+
+
+def test_run_help_lists_every_setting_with_its_variable(tmp_path: Path) -> None:
+    result = spyglass(["run", "--help"], tmp_path)
+    assert result.returncode == 0, result
+    text = " ".join(result.stdout.split())  # undo argparse's line wrapping
+    options = re.findall(r"^  (--[a-z][a-z-]*)", result.stdout, re.M)
+    for setting in SETTINGS:
+        assert setting.cli_flag in options, f"{setting.cli_flag} missing from run --help"
+        assert f"env {setting.env}" in text, f"{setting.env} missing from run --help"
+    documented = {o for o in options if o != "--help"}
+    assert documented == {s.cli_flag for s in SETTINGS}, documented ^ {s.cli_flag for s in
+                                                                           SETTINGS}
+
+
+def test_no_command_exits_2(tmp_path: Path) -> None:
+    for args in (["run"], ["run", "--"], ["run", "--console", "--"]):
+        result = spyglass(args, tmp_path)
+        assert result.returncode == 2, (args, result)
+        assert "CMD" in result.stderr and len(result.stderr.splitlines()) == 1, result.stderr
+
+
+def test_missing_command_exits_127(tmp_path: Path) -> None:
+    result = spyglass(["run", "--", "no-such-program-spyglass"], tmp_path)
+    assert result.returncode == 127, result
+    assert result.stderr == "spyglass: error: no-such-program-spyglass: command not found\n"
+
+
+def test_precedence_option_env_file_default(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.spyglass]\nservice_name = "from-file"\nenvironment = "file-env"\n'
+        'metrics_port = 9999\nsampler_arg = 0.5\n')
+    env = {"OTEL_SERVICE_NAME": "from-env", "SPYGLASS_ENVIRONMENT": "env-env"}
+    config = load_config({"service_name": "from-option"}, environ=env, cwd=tmp_path)
+    assert config.service_name == "from-option"  # option beats env and file
+    assert config.environment == "env-env"  # env beats file
+    assert config.metrics_port == 9999 and config.sampler_arg == 0.5  # file beats default
+    assert config.loki_url == "http://localhost:3100"  # default
+    sub = tmp_path / "pkg" / "sub"
+    sub.mkdir(parents=True)
+    assert load_config(environ={}, cwd=sub).service_name == "from-file"  # nearest pyproject
+    assert load_config(environ={}, cwd=Path("/")).metrics_port == 9464
+
+
+SPAN_SCRIPT = ("from opentelemetry import trace\n"
+               "trace.get_tracer('precedence').start_span('work').end()\n")
+
+
+@pytest.mark.parametrize(("option", "env", "expected"), [
+    ("from-option", "from-env", "from-option"),
+    (None, "from-env", "from-env"),
+    (None, None, "from-file"),
+])
+def test_precedence_end_to_end(tmp_path: Path, option: str | None, env: str | None,
+                               expected: str) -> None:
+    """The service name on exported spans follows option > env > pyproject."""
+    (tmp_path / "pyproject.toml").write_text('[tool.spyglass]\nservice_name = "from-file"\n')
+    (tmp_path / "work.py").write_text(SPAN_SCRIPT)
+    with OTLPReceiver() as otlp:
+        argv = spyglass_argv("python", "work.py", service_name=option,
+                             metrics_port=free_port())
+        proc = AppProcess(argv, cwd=tmp_path, env={
+            "OTEL_SERVICE_NAME": env, "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.endpoint,
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": None, "SPYGLASS_LOGS": "false",
+            "OTEL_RESOURCE_ATTRIBUTES": None})
+        with proc:
+            wait_until(lambda: proc.returncode is not None, timeout=20)
+            assert proc.returncode == 0, proc.describe()
+        spans = otlp.wait_for_spans(lambda s: s.name == "work", timeout=5)
+        assert spans[0].resource["service.name"] == expected
