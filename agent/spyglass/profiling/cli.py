@@ -170,3 +170,15 @@ def run_dump(args: argparse.Namespace) -> int:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
         sys.stdout.flush()
     return _report(failures)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m spyglass.profiling.cli profile|dump ...`` (same as ``spyglass profile|dump``)."""
+    parser = argparse.ArgumentParser(prog="spyglass")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
