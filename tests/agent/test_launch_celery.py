@@ -52,11 +52,10 @@ def test_celery_prefork_worker(
         families = parse(scrape(metrics_url)[1])
         assert value(families, "celery_task_duration_seconds_count", task_name=TASK,
                      outcome="success") == N
-        # The tasks ran in the prefork pool's children, yet count on the master's /metrics.
+        # The prefork pool is up: the tasks ran in its children, counted on the master's
+        # /metrics. (The spans' process.pid resource attribute cannot tell: it is fixed
+        # before the fork and names the master; reported as an agent bug.)
         assert len(worker.children()) >= 2, worker.children()
-        pids = {s.resource.get("process.pid") for s in
-                otlp_receiver.wait_for_spans(lambda s: s.kind == "CONSUMER", count=N)}
-        assert worker.pid not in pids, "tasks ran in the master, not in the pool"
         spans = otlp_receiver.wait_for_spans(lambda s: s.kind == "CONSUMER", count=N)
         assert len(spans) == N, [s.name for s in spans]
         assert {s.name for s in spans} == {f"run/{TASK}"}
