@@ -79,17 +79,17 @@ class FaultStore:
     def __init__(self, service: str, path: Path | None = None) -> None:
         self.service = service
         self.path = path or config.state_dir() / f"faults-{service}.json"
-        self._seen: tuple[int, int] | None = None
+        self._seen: tuple[int, int, int] | None = None
         self._active: dict[str, ActiveFault] = {}
 
     def active(self) -> dict[str, ActiveFault]:
-        """Current switches; re-reads the file only when its mtime or size changed."""
+        """Current switches; re-reads the file only when it was replaced or changed."""
         try:
             stat = self.path.stat()
         except FileNotFoundError:
             self._seen, self._active = None, {}
             return self._active
-        key = (stat.st_mtime_ns, stat.st_size)
+        key = (stat.st_ino, stat.st_mtime_ns, stat.st_size)  # every write is a new inode
         if key != self._seen:
             try:
                 raw = json.loads(self.path.read_text() or "{}")
