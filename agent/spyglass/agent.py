@@ -51,7 +51,7 @@ def flush(timeout: float = 3.0) -> None:
     """Send queued spans and logs now (at exit, on SIGTERM, when a pool process stops)."""
     import time
 
-    from spyglass import runtime, tracing
+    from spyglass import errors, runtime, tracing
     from spyglass.logs import loki
 
     # One deadline for everything: a hung backend must not cost ``timeout`` once per signal.
@@ -60,7 +60,8 @@ def flush(timeout: float = 3.0) -> None:
     def left() -> float:
         return max(0.1, deadline - time.monotonic())
 
-    for fn in (runtime.flush, lambda: tracing.flush(left()), lambda: loki.flush(left())):
+    for fn in (runtime.flush, lambda: tracing.flush(left()), lambda: loki.flush(left()),
+               lambda: errors.flush(left())):
         try:
             fn()
         except Exception:  # noqa: BLE001
@@ -117,6 +118,10 @@ def initialize() -> Config | None:
         from spyglass.logs import loki
 
         _guard("logs", lambda: loki.install(config))
+    from spyglass import errors, profiling
+
+    _guard("errors", lambda: errors.install(config))
+    _guard("profiling", lambda: profiling.install(config))
     _guard("integrations", lambda: integrations.install(config))
     _guard("sigterm", _install_sigterm_flush)
     return config

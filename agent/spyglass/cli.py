@@ -190,6 +190,12 @@ def build_parser() -> argparse.ArgumentParser:
                                        parser_class=_Parser)
     _add_run(subparsers)
     try:
+        from spyglass.profiling import cli as profiling_cli
+
+        profiling_cli.add_parser(subparsers)  # `spyglass profile` and `spyglass dump`
+    except ImportError:
+        pass
+    try:
         from spyglass import grafana
 
         grafana.add_parser(subparsers)

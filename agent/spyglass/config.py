@@ -85,6 +85,16 @@ def _parse_positive_float(raw: str) -> float:
     return value
 
 
+def _parse_non_negative_float(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError("expected a number of seconds, 0 or more (0 turns it off)") from None
+    if value < 0:
+        raise ValueError("expected a number of seconds, 0 or more (0 turns it off)")
+    return value
+
+
 def _parse_positive_int(raw: str) -> int:
     try:
         value = int(raw)
@@ -197,6 +207,18 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_queue_size", "SPYGLASS_MAX_QUEUE_SIZE",
             "spans or log records held per process while a backend is slow", 2048,
             _parse_positive_int, metavar="N"),
+    Setting("sentry_dsn", "SENTRY_DSN",
+            "send errors to this Sentry DSN (off when empty: sentry-sdk is not even imported)",
+            None, metavar="DSN"),
+    Setting("trace_url_template", "SPYGLASS_TRACE_URL_TEMPLATE",
+            "link to a trace put on Sentry events; {trace_id} is replaced",
+            "http://localhost:16686/trace/{trace_id}", metavar="URL"),
+    Setting("slow_request_seconds", "SPYGLASS_SLOW_REQUEST_SECONDS",
+            "capture the stack (py-spy dump) of a request running longer than this; 0 = off",
+            5.0, _parse_non_negative_float, metavar="SECONDS"),
+    Setting("stuck_worker_seconds", "SPYGLASS_STUCK_WORKER_SECONDS",
+            "dump every thread's stack when requests run but none finished for this long; "
+            "0 = off", 20.0, _parse_non_negative_float, metavar="SECONDS"),
     Setting("debug", "SPYGLASS_DEBUG", "log the agent's own debug messages to stderr", False,
             _parse_bool, is_flag=True),
 )
@@ -227,6 +249,10 @@ class Config:
     console: bool
     export_timeout: float
     max_queue_size: int
+    sentry_dsn: str | None
+    trace_url_template: str
+    slow_request_seconds: float
+    stuck_worker_seconds: float
     debug: bool
     sdk_disabled: bool = False
     resource_attributes: Mapping[str, str] = dataclasses.field(default_factory=dict)

@@ -48,6 +48,21 @@ def configure(console: bool) -> None:
         _console = print_line
 
 
+_request_watch: Any = None  # spyglass.profiling.watchdog.Watchdog: start(state) / stop(state)
+_exception_hooks: list[Callable[[BaseException, trace.Span], None]] = []
+
+
+def set_request_watch(watch: Any) -> None:
+    """The slow-request watchdog; its start/stop cost one dict insert/delete per request."""
+    global _request_watch
+    _request_watch = watch
+
+
+def add_exception_hook(hook: Callable[[BaseException, trace.Span], None]) -> None:
+    """Called with a request's unhandled exception and its span, before the span ends."""
+    _exception_hooks.append(hook)
+
+
 def add_after_request(hook: Callable[[], None]) -> None:
     """Cheap hooks run after each request (e.g. flushing GC stats the GC callback buffered)."""
     _after_request.append(hook)
@@ -140,6 +155,8 @@ def begin(method: str, path: str, query: str, scheme: str, host: str, user_agent
                                       attributes=attributes)
             state.span = span
             state.token = otel_context.attach(trace.set_span_in_context(span, parent))
+        if _request_watch is not None:
+            _request_watch.start(state)
         inst = _metrics.get()
         if inst is not None:
             inst.http_server_active.labels().inc()
@@ -166,6 +183,8 @@ def finish(state: RequestState, exc: BaseException | None = None) -> None:
         return
     state.done = True
     try:
+        if _request_watch is not None:
+            _request_watch.stop(state)
         duration = time.perf_counter() - state.start
         status = state.status or (500 if exc is not None else 0)
         route = state.route or UNMATCHED
@@ -183,6 +202,8 @@ def finish(state: RequestState, exc: BaseException | None = None) -> None:
                 span.record_exception(exc)
                 span.set_attribute("error.type", type(exc).__qualname__)
                 span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"[:256]))
+                for hook in _exception_hooks:
+                    hook(exc, span)
             elif status >= 500:
                 span.set_attribute("error.type", str(status))
                 span.set_status(Status(StatusCode.ERROR))

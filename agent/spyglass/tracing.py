@@ -255,7 +255,8 @@ def _resource(config: Config) -> Resource:
         "deployment.environment": config.environment,
         "deployment.environment.name": config.environment,
         "host.name": socket.gethostname(),
-        "process.pid": os.getpid(),
+        # No process.pid: the resource is built once and inherited by forked workers, where
+        # it would name the master. Per-worker views use the /metrics pid label instead.
         "process.runtime.name": "cpython",
         "telemetry.distro.name": "spyglass",
         "telemetry.distro.version": __version__,
