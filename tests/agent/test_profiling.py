@@ -199,6 +199,7 @@ def _check_speedscope(doc: dict[str, Any]) -> None:
 
 @pytest.fixture
 def burning_app(otlp_receiver: OTLPReceiver) -> Any:
+    _needs(missing_cli())
     port = free_port()
     argv = spyglass_argv(*gunicorn("-w", "2", "-b", f"127.0.0.1:{port}", "flask_app:app"),
                          service_name=f"profiled-{port}")
@@ -210,7 +211,6 @@ def burning_app(otlp_receiver: OTLPReceiver) -> Any:
 
 def test_profile_by_port_records_every_worker_with_the_hot_function_on_top(
         tmp_path: Path, burning_app: Any) -> None:
-    _needs(missing_cli())
     app, port = burning_app
     out = tmp_path / "cpu.speedscope.json"
     with _Load(f"http://127.0.0.1:{port}/burn?ms=40") as load:
@@ -233,7 +233,6 @@ def test_profile_by_port_records_every_worker_with_the_hot_function_on_top(
 
 
 def test_profile_one_pid_as_flamegraph_svg(tmp_path: Path, burning_app: Any) -> None:
-    _needs(missing_cli())
     app, port = burning_app
     worker = app.children()[0]
     out = tmp_path / "one.svg"
@@ -248,7 +247,6 @@ def test_profile_one_pid_as_flamegraph_svg(tmp_path: Path, burning_app: Any) -> 
 
 
 def test_dump_prints_every_thread_of_the_service(tmp_path: Path, burning_app: Any) -> None:
-    _needs(missing_cli())
     _, port = burning_app
     results: dict[str, int] = {}
     hung = _get_in_thread(f"http://127.0.0.1:{port}/hang?seconds=3", results, "hang")
@@ -263,7 +261,6 @@ def test_dump_prints_every_thread_of_the_service(tmp_path: Path, burning_app: An
 
 def test_commands_explain_a_ptrace_refusal_and_a_missing_target(tmp_path: Path,
                                                                 burning_app: Any) -> None:
-    _needs(missing_cli())
     app, _ = burning_app
     env = {"SPYGLASS_PYSPY": str(_fake_pyspy(tmp_path))}
     for args in (["dump", "--pid", str(app.pid)],
