@@ -353,7 +353,7 @@ def _init(options: Mapping[str, Any]) -> None:
         **options,
         integrations=[DedupeIntegration(), ExcepthookIntegration(),
                       AtexitIntegration(callback=quiet_atexit)],
-        before_send=before_send,
+        before_send=before_send,  # type: ignore[arg-type]  # Event is a TypedDict of dicts
     )
 
 
