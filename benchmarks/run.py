@@ -20,11 +20,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import machine, report  # noqa: E402
-from harness.contenders import APPS, APPS_ALL, CONTENDERS, ENDPOINTS  # noqa: E402
-from harness.overhead import measure  # noqa: E402
-from harness.sink import NginxSink  # noqa: E402
-from harness.udpsink import UdpCounter  # noqa: E402
+from harness import machine, report
+from harness.contenders import APPS, APPS_ALL, CONTENDERS, ENDPOINTS
+from harness.overhead import measure
+from harness.sink import NginxSink
+from harness.udpsink import UdpCounter
 
 
 def calibrate(target_us: float = 200.0) -> int:

@@ -15,6 +15,7 @@ from harness.procs import (
     free_port,
     http_get,
     leaf_worker,
+    loadavg1,
     rss_bytes,
     tree_cpu_seconds,
     wait_http,
@@ -100,7 +101,7 @@ def measure(contender: str, app: str, round_no: int, sink: NginxSink, udp: UdpCo
             row = res.to_dict()
             row["cpu_us_per_req"] = (cpu1 - cpu0) / max(1, res.requests) * 1e6
             row["rss_mib"] = rss_bytes(server.worker) / 2**20
-            row["loadavg1"] = float(open("/proc/loadavg").read().split()[0])
+            row["loadavg1"] = loadavg1()
             result["endpoints"][path] = row
     finally:
         server.stop()

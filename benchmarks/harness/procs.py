@@ -128,3 +128,9 @@ def leaf_worker(root: int) -> int:
     """The process that serves requests: gunicorn's (single) worker, or uvicorn itself."""
     descendants = [p for p in tree_pids(root) if p != root]
     return descendants[-1] if descendants else root
+
+
+def loadavg1() -> float:
+    """The machine's 1-minute load average: how much else was running during a window."""
+    with open("/proc/loadavg") as f:
+        return float(f.read().split()[0])

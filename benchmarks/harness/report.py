@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001 - the markdown uses en dashes and the times sign on purpose
 """Render results.json as markdown: per-endpoint tables, target verdicts, sink counts, extras.
 
 Ratios and "µs added" are computed against bare *in the same round* and then summarised by
@@ -73,8 +74,8 @@ def tables(runs: list[Row]) -> str:
                 s = agg.get((app, ep, c))
                 if not s:
                     continue
-                added = ("–" if c == "bare" else
-                         f"{s['added_us']:+.0f} ({s['added_us_min']:+.0f}…{s['added_us_max']:+.0f})")
+                lo, hi = s["added_us_min"], s["added_us_max"]
+                added = "–" if c == "bare" else f"{s['added_us']:+.0f} ({lo:+.0f}…{hi:+.0f})"
                 lines.append(
                     f"| {c} | {s['rps']:.0f} ({s['rps_min']:.0f}–{s['rps_max']:.0f}) | "
                     f"{s['ratio']:.2f} | {s['cpu_us_per_req']:.0f} | {added} | "

@@ -54,6 +54,6 @@ def run(url: str, duration: float, threads: int = 1, connections: int = 4,
            "--latency", f"--timeout={timeout_s}s"]
     if script is not None:
         cmd += ["-s", str(script)]
-    out = subprocess.run(cmd + [url], capture_output=True, text=True, check=True,
+    out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True,
                          timeout=duration + 60).stdout
     return parse(out)
