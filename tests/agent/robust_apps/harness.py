@@ -22,13 +22,23 @@ BIN = Path(sys.executable).parent
 
 
 def server_cmd(kind: str, port: int) -> list[str]:
-    """The command line of one server kind, listening on ``port``."""
+    """The command line of one server kind, listening on ``port``.
+
+    ``gthread`` is gunicorn with threads, which keeps connections alive (fast for bulk
+    requests), and with header size limits off so huge headers reach the app; uvicorn's
+    limit is raised for the same reason.
+    """
     if kind == "gunicorn":
         return [str(BIN / "gunicorn"), "-w", "1", "-b", f"127.0.0.1:{port}",
                 "--graceful-timeout", "20", "flask_app:app"]
+    if kind == "gthread":
+        return [str(BIN / "gunicorn"), "-w", "1", "--threads", "4", "-b", f"127.0.0.1:{port}",
+                "--limit-request-field_size", "100000", "--limit-request-line", "0",
+                "flask_app:app"]
     if kind == "uvicorn":
         return [str(BIN / "uvicorn"), "--host", "127.0.0.1", "--port", str(port),
-                "--no-access-log", "fastapi_app:app"]
+                "--no-access-log", "--h11-max-incomplete-event-size", "131072",
+                "fastapi_app:app"]
     if kind == "script":
         return [sys.executable, "flask_app.py", str(port)]
     raise ValueError(kind)
