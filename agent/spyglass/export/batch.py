@@ -146,7 +146,11 @@ class BatchWorker(Generic[T]):
         ``FAILING_FLUSH_TIMEOUT`` once an export has failed: gunicorn's master and worker each
         flush traces and logs, and a hung backend used to add the full timeout four times over.
         """
-        if os.getpid() != self._pid or not self._queue:
+        if os.getpid() != self._pid:
+            return True
+        # An empty queue is not enough: the worker may be sending a batch it already took, and
+        # an exiting process (a recycled gunicorn worker) would cut that send short.
+        if not self._queue and not self._flush_lock.locked():
             return True
         if self._failing:
             timeout = min(timeout, FAILING_FLUSH_TIMEOUT)
