@@ -81,7 +81,8 @@ def stack() -> Iterator[Stack]:
                                      service_name="svc-b", metrics_port=b_mport),
                        env=env, cwd=SERVICES)
         worker = AppProcess(spyglass_argv("celery", "-A", "tasks", "worker", "-P", "prefork",
-                                          "-c", "1", "-Q", queue, "--without-gossip",
+                                          "-c", "1", "-Q", queue, "-n", f"{queue}@%h",
+                                          "--without-gossip",
                                           "--without-mingle", "--without-heartbeat",
                                           "-l", "info", service_name="svc-worker",
                                           metrics_port=w_mport),

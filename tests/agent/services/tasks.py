@@ -18,6 +18,8 @@ QUEUE = os.environ.get("CELERY_QUEUE", "celery")
 app = Celery("tasks", broker=BROKER_URL)
 app.conf.task_default_queue = QUEUE
 app.conf.worker_hijack_root_logger = False
+# No pidbox queue: it is exclusive per node name, and other test runs may share the broker.
+app.conf.worker_enable_remote_control = False
 
 # A separate app that knows no tasks, as in the issue: it can only send by name.
 other = Celery("other", broker=BROKER_URL)
