@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     results_path = out / "results.json"
     data: dict[str, object] = json.loads(results_path.read_text()) if (
         args.skip_overhead and results_path.exists()) else {}
-    data["machine"] = machine.notes()
+    data.setdefault("machine", machine.notes())
     iters = calibrate()
     from common import DB_PATH, ensure_db
 
@@ -82,9 +82,10 @@ def main(argv: list[str] | None = None) -> int:
     ensure_db(str(db))
     app_env = {"BENCH_WORK_ITERS": str(iters), "BENCH_DB": str(db),
                "BENCH_LOG_FILE": str(out / "app.log")}
-    data["config"] = {**vars(args), "out": str(out), "work_iters": iters,
-                      "wrk": f"-t1 -c{args.connections} --latency", "db": "sqlite file",
-                      "default_db_path": DB_PATH}
+    cfg = {**vars(args), "out": str(out), "work_iters": iters,
+           "wrk": f"-t1 -c{args.connections} --latency", "db": "sqlite file",
+           "default_db_path": DB_PATH}
+    data["config" if not args.skip_overhead or "config" not in data else "config_extras"] = cfg
     sink = NginxSink(out / "sink").start()
     udp = UdpCounter()
     try:

@@ -2,11 +2,12 @@
 
 For each app and endpoint, Spyglass's server is loaded with wrk while ``py-spy record
 --format raw --nonblocking`` samples every process of its tree (gunicorn's master is the
-metrics owner and receives exemplars, so it is sampled too). Each sample's stack is put into
-the first matching bucket below (most specific first), and a bucket's share of all samples,
-times the CPU µs per request measured from /proc over the same window, estimates its µs per
-request. py-spy's own reads slow the target a little, so the absolute numbers are a bit above
-the unprofiled run; the shares are what matter.
+metrics owner and receives exemplars, so it is sampled too). Each sample is charged to the app
+or the agent (see :func:`classify`), and a part's share of all samples, times the CPU µs per
+request measured from /proc over the same window, estimates its µs per request. The wrk window
+runs 2 s longer than py-spy, so rps*seconds slightly overcounts requests (a few %). py-spy's
+own reads slow the target a little, so the absolute numbers are a bit off the unprofiled run;
+the shares are what matter.
 """
 
 from __future__ import annotations
@@ -23,30 +24,9 @@ from harness.procs import tree_cpu_seconds, tree_pids
 from harness.sink import NginxSink
 from harness.udpsink import UdpCounter
 
-# (bucket, substrings any of which marks a frame as belonging to it), most specific first.
-BUCKETS: list[tuple[str, tuple[str, ...]]] = [
-    ("export thread: OTLP encode + HTTP (spyglass-traces)", ("spyglass/tracing.py", "_send")),
-    ("export thread: Loki payload/gzip/HTTP (spyglass-logs)", ("loki.py", "send")),
-    ("metrics endpoint / compaction (owner)", ("spyglass/metrics/collector.py",)),
-    ("exemplar receive (owner)", ("exemplar",)),
-    ("sqlite3 instrumentation (dbapi span)", ("opentelemetry/instrumentation/dbapi",)),
-    ("log capture: LokiPusher.record", ("spyglass/logs/loki.py",)),
-    ("server.finish: span.end + processors", ("opentelemetry/sdk/trace/__init__.py:end",
-                                              "on_end")),
-    ("server.finish: RED histogram + exemplar", ("spyglass/metrics",)),
-    ("server.finish: other", ("spyglass/server.py:finish",)),
-    ("server.begin: propagate.extract", ("propagate", "extract")),
-    ("server.begin: start_span + sampler + ids", ("start_span", "should_sample",
-                                                  "generate_")),
-    ("server.begin: other (attrs, attach, metrics)", ("spyglass/server.py:begin",)),
-    ("wsgi/asgi wrapper, route, other spyglass", ("spyglass/",)),
-    ("other opentelemetry (context etc.)", ("opentelemetry/",)),
-    ("wrapt", ("wrapt/",)),
-]
-
 
 def _frames(stack: str) -> list[str]:
-    # py-spy raw frames look like "func (path/to/file.py:123)"; normalise to "path:func".
+    """py-spy raw frames look like ``func (path/to/file.py:123)``; normalise to ``path:func``."""
     out = []
     for frame in stack.split(";"):
         func, _, loc = frame.partition(" (")
@@ -55,22 +35,66 @@ def _frames(stack: str) -> list[str]:
     return out
 
 
-def classify(stack: str) -> str:
+AGENT = ("spyglass/", "opentelemetry/", "wrapt/", "prometheus_client/", "google/protobuf/",
+         "requests/", "urllib3/", "charset_normalizer/", "idna/", "certifi/")
+APP = ("flask/", "werkzeug/", "gunicorn/", "starlette/", "fastapi/", "uvicorn/", "anyio/",
+       "pydantic", "common.py", "flask_app.py", "fastapi_app.py", "routes_app.py", "h11/",
+       "httptools/", "uvloop/", "jinja2/", "click/", "blinker/", "itsdangerous/")
+
+
+def _side(frame: str) -> str | None:
+    path = frame.rsplit(":", 1)[0]
+    if any(a in path for a in AGENT):
+        return "agent"
+    if any(a in path for a in APP):
+        return "app"
+    return None  # stdlib: decided by the nearest caller outside it
+
+
+def _module(frame: str) -> str:
+    path = frame.rsplit(":", 1)[0]
+    return "/".join(path.replace("/__init__.py", "").split("/")[:3])
+
+
+def classify(stack: str) -> tuple[str, str]:
+    """(side, label): side is "agent", "app" or "other"; the label names the agent's part.
+
+    Each sample is charged to the innermost frame that is not stdlib: Flask's code running
+    inside Spyglass's WSGI wrapper is the app's, a span's ``end`` inside ``server.finish`` is
+    the agent's. The label is the innermost Spyglass function on the stack, followed by the
+    library module where the time was really spent when that is not Spyglass itself.
+    """
     frames = _frames(stack)
-    joined = ";".join(frames)
-    for name, needles in BUCKETS:
-        if any(n in joined for n in needles):
-            return name
-    return "app, framework, server (bare work)"
+    side = None
+    decider = ""
+    for frame in reversed(frames):
+        side = _side(frame)
+        if side is not None:
+            decider = frame
+            break
+    if side is None:
+        return "other", "stdlib only (idle or interpreter)"
+    if side == "app":
+        return "app", _module(decider)
+    inner_spyglass = next((f for f in reversed(frames) if "spyglass/" in f), None)
+    label = inner_spyglass.replace(".py:", ".") if inner_spyglass else "(no Spyglass frame)"
+    if "spyglass/" not in decider:
+        label += " > " + _module(decider)
+    return "agent", label
 
 
-def parse_raw(text: str) -> Counter[str]:
-    buckets: Counter[str] = Counter()
+def parse_raw(text: str) -> tuple[Counter[str], Counter[str]]:
+    """(samples per side, samples per agent label)."""
+    sides: Counter[str] = Counter()
+    labels: Counter[str] = Counter()
     for line in text.splitlines():
         stack, _, count = line.rpartition(" ")
         if stack and count.isdigit():
-            buckets[classify(stack)] += int(count)
-    return buckets
+            side, label = classify(stack)
+            sides[side] += int(count)
+            if side == "agent":
+                labels[label] += int(count)
+    return sides, labels
 
 
 def top_functions(text: str, prefix: str = "spyglass/", n: int = 15) -> list[tuple[str, int]]:
@@ -122,14 +146,17 @@ def run(sink: NginxSink, udp: UdpCounter, app_env: dict[str, str], out: Path, se
                 load.join()
                 res = box["res"]
                 text = "\n".join(f.read_text() for f in files if f.exists())
-                buckets = parse_raw(text)
-                total = sum(buckets.values()) or 1
+                sides, labels = parse_raw(text)
+                total = sum(sides.values()) or 1
                 cpu_per_req = (cpu1 - cpu0) / max(1.0, res.rps * seconds) * 1e6
                 result[f"{app} {ep}"] = {
                     "samples": total,
+                    "rps_while_profiled": res.rps,
                     "cpu_us_per_req_while_profiled": cpu_per_req,
-                    "buckets": {k: {"share": v / total, "us_per_req": v / total * cpu_per_req}
-                                for k, v in buckets.most_common()},
+                    "sides": {k: {"share": v / total, "us_per_req": v / total * cpu_per_req}
+                              for k, v in sides.most_common()},
+                    "agent_parts": [(k, round(v / total, 4), round(v / total * cpu_per_req, 1))
+                                    for k, v in labels.most_common(25)],
                     "top_spyglass_functions_inclusive_share": [
                         (fn, c / total) for fn, c in top_functions(text)],
                     "files": [str(f) for f in files],

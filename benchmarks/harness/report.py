@@ -148,9 +148,24 @@ def render(data: Row) -> str:
     if "outage" in data:
         out += ["## Outage benchmark", "", "```json", _json(data["outage"]), "```", ""]
     if "profile" in data:
-        out += ["## Profile of Spyglass's worker (py-spy)", "", "```json",
-                _json(data["profile"]), "```", ""]
+        out += ["## Where Spyglass's per-request CPU goes (py-spy)", "", profile(data["profile"])]
     return "\n".join(out)
+
+
+def profile(prof: Row) -> str:
+    lines = []
+    for name, p in prof.items():
+        sides = p["sides"]
+        lines += [f"#### {name}: {p['cpu_us_per_req_while_profiled']:.0f} µs CPU/request while "
+                  f"profiled, {p['samples']} samples", "",
+                  "sides: " + ", ".join(f"{k} {v['share']:.0%} ≈ {v['us_per_req']:.0f} µs"
+                                        for k, v in sides.items()), "",
+                  "| agent part (innermost Spyglass function > library) | share | µs/req |",
+                  "|---|---|---|"]
+        lines += [f"| `{label}` | {share:.1%} | {us:.0f} |" for label, share, us
+                  in p["agent_parts"]]
+        lines.append("")
+    return "\n".join(lines)
 
 
 def _json(obj: Any) -> str:
