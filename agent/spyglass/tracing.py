@@ -21,6 +21,7 @@ import atexit
 import os
 import random
 from collections.abc import Sequence
+from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.context import Context
@@ -146,16 +147,16 @@ class ScrubProcessor(SpanProcessor):
         # The span is already ended, so set_attribute() refuses; the SDK freezes the
         # BoundedAttributes with its _immutable flag, which we lift for this one write.
         try:
-            attrs._immutable = False  # type: ignore[attr-defined]
+            attrs._immutable = False
             for key, value in changes:
                 attrs[key] = value
         except Exception:  # noqa: BLE001
             get_logger().debug("scrub on ending failed", exc_info=True)
         finally:
-            attrs._immutable = True  # type: ignore[attr-defined]
+            attrs._immutable = True
 
 
-def _scrubbed(attrs) -> list[tuple[str, str | tuple[str, ...]]]:  # type: ignore[no-untyped-def]
+def _scrubbed(attrs: Any) -> list[tuple[str, str | tuple[str, ...]]]:
     """(key, new value) for every attribute that carries a secret or SQL literals."""
     changes: list[tuple[str, str | tuple[str, ...]]] = []
     for key in _URL_ATTRS:
@@ -225,7 +226,7 @@ class DependencyMetricsProcessor(SpanProcessor):
             get_logger().debug("dependency metric failed", exc_info=True)
 
 
-def _operation_from(attrs) -> str | None:  # type: ignore[no-untyped-def]
+def _operation_from(attrs: Any) -> str | None:
     stmt = attrs.get("db.statement") or attrs.get("db.query.text")
     if isinstance(stmt, str) and stmt.strip():
         return stmt.strip().split(None, 1)[0]

@@ -31,7 +31,8 @@ def _driver_traced(cursor: Any) -> bool:
 
 
 def setup_once(config: Config) -> None:
-    def before_cur_exec(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:  # type: ignore[type-arg]
+    def before_cur_exec(wrapped: Any, instance: Any, args: tuple[Any, ...],
+                        kwargs: dict[str, Any]) -> Any:
         cursor = args[1] if len(args) > 1 else kwargs.get("cursor")
         if _driver_traced(cursor):
             statement = args[2] if len(args) > 2 else kwargs.get("statement")
