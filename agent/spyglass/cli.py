@@ -26,6 +26,7 @@ from spyglass.config import (
     ENV_METRICS_OWNER,
     SETTINGS,
     ConfigError,
+    check_propagators,
     load_config,
     service_name_configured,
     to_environ,
@@ -39,7 +40,7 @@ PROG = "spyglass"
 class _Parser(argparse.ArgumentParser):
     # One line, naming the problem and where the fix is: a usage block on every typo buried
     # the message (and `spyglass run --bad` pointed at the top-level help).
-    def error(self, message: str) -> Any:  # type: ignore[override]
+    def error(self, message: str) -> Any:
         self.exit(2, f"{self.prog}: error: {message}; '{self.prog} --help' lists the options\n")
 
 
@@ -141,6 +142,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         overrides = _parsed_overrides(args)
         config = load_config(overrides)
+        check_propagators()
     except ConfigError as exc:
         return _fail(str(exc))
     if config.metrics and not config.sdk_disabled:

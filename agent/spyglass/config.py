@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-__all__ = ["SETTINGS", "Config", "ConfigError", "Setting", "load_config",
+__all__ = ["SETTINGS", "Config", "ConfigError", "Setting", "check_propagators", "load_config",
            "service_name_configured"]
 
 #: Names of environment variables the agent sets for the processes of one app instance.
@@ -369,6 +369,26 @@ def load_config(
         raise ConfigError(f"OTEL_SDK_DISABLED={env.get('OTEL_SDK_DISABLED')!r} is invalid: "
                           f"{exc}") from None
     return Config(**values, sdk_disabled=sdk_disabled, resource_attributes=resource)
+
+
+def check_propagators(environ: Mapping[str, str] | None = None) -> None:
+    """Raise :class:`ConfigError` when ``OTEL_PROPAGATORS`` names a propagator not installed.
+
+    The OTel API reads the variable when ``opentelemetry.propagate`` is imported and raises on
+    an unknown name, which used to switch the whole agent off inside the app; ``spyglass run``
+    checks it up front instead (an entry point scan, so not on every process start).
+    """
+    env = os.environ if environ is None else environ
+    raw = env.get("OTEL_PROPAGATORS")
+    if not raw:
+        return
+    from importlib.metadata import entry_points
+
+    known = {ep.name for ep in entry_points(group="opentelemetry_propagator")}
+    for name in (n.strip() for n in raw.split(",")):
+        if name and name != "none" and name not in known:
+            raise ConfigError(f"OTEL_PROPAGATORS={raw!r} is invalid: unknown propagator "
+                              f"{name!r}; installed ones are {', '.join(sorted(known))}")
 
 
 def service_name_configured(overrides: Mapping[str, Any], config: Config,
