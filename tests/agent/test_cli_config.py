@@ -24,8 +24,8 @@ from spyglass import __version__
 from spyglass.config import SETTINGS, load_config
 
 MARKER_APP = ["python", "-c", "open('marker', 'w').write('started')"]
-CLEAN_ENV = {"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG",
-             "OTEL_SERVICE_NAME", "SPYGLASS_METRICS_PORT"}
+CLEAN_ENV = {"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_PROPAGATORS", "OTEL_TRACES_SAMPLER",
+             "OTEL_TRACES_SAMPLER_ARG", "OTEL_SERVICE_NAME", "SPYGLASS_METRICS_PORT"}
 
 
 def spyglass(args: list[str], cwd: Path, env: dict[str, str] | None = None,
@@ -58,6 +58,8 @@ BAD = [
      ["OTEL_TRACES_SAMPLER_ARG", "between 0 and 1"]),
     ("sampler-name", [], {"OTEL_TRACES_SAMPLER": "sometimes"}, None,
      ["OTEL_TRACES_SAMPLER", "parentbased_traceidratio"]),
+    ("propagator-name", [], {"OTEL_PROPAGATORS": "tracecontext,nonsense"}, None,
+     ["OTEL_PROPAGATORS", "nonsense", "tracecontext"]),
     ("pyproject-value", [], {}, '[tool.spyglass]\nsampler_arg = 7\n',
      ["pyproject.toml", "sampler_arg", "between 0 and 1"]),
     ("pyproject-key", [], {}, '[tool.spyglass]\nsample_rate = 0.5\n',
