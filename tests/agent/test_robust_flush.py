@@ -9,7 +9,9 @@ must reach the receivers and the exit status must equal the no-agent run's.
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
 
 import pytest
 from tests.agent.robust_apps.harness import App
@@ -20,13 +22,30 @@ from tests.support.procs import http_get
 N = 5
 
 
+def stop(app: App, sig: signal.Signals) -> int:
+    """Signal the app and return its exit status, re-sending the signal like an impatient user.
+
+    Werkzeug's development server, without any agent, now and then ignores a SIGINT that
+    lands while it starts a request thread (seen once in ~10 runs); a second Ctrl+C stops it.
+    """
+    proc = app.proc.proc
+    assert proc is not None
+    for _ in range(3):
+        os.kill(proc.pid, sig)
+        try:
+            return proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            continue
+    return app.proc.stop(sig, timeout=5)  # kills the group and fails with the output
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 @pytest.mark.parametrize("kind", ["script", "uvicorn"])
 def test_flush_on_stop(kind: str, sig: signal.Signals) -> None:
     with App(kind, agent=False) as plain:
         for i in range(N):
             http_get(plain.url(f"/log/{i}"))
-        expected = plain.proc.stop(sig, timeout=15)
+        expected = stop(plain, sig)
 
     with OTLPReceiver() as otlp, LokiReceiver() as loki:
         env = {"OTEL_EXPORTER_OTLP_ENDPOINT": otlp.endpoint, "SPYGLASS_LOKI_URL": loki.endpoint,
@@ -36,7 +55,7 @@ def test_flush_on_stop(kind: str, sig: signal.Signals) -> None:
             otlp.clear()
             for i in range(N):
                 assert http_get(app.url(f"/log/{i}"))[0] == 200
-            code = app.proc.stop(sig, timeout=15)
+            code = stop(app, sig)
             assert code == expected, app.proc.describe()
             spans = [s for s in otlp.spans() if s.name == "GET /log/{tag}"]
             assert len(spans) == N, (otlp.spans(), app.proc.describe())
