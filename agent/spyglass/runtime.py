@@ -18,7 +18,7 @@ _pending: list[tuple[int, float]] = []
 _started = [0.0]
 
 
-def _callback(phase: str, info: dict) -> None:  # type: ignore[type-arg]
+def _callback(phase: str, info: dict) -> None:
     if phase == "start":
         _started[0] = time.perf_counter()
     elif len(_pending) < 10_000:

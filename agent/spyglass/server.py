@@ -104,22 +104,22 @@ def set_route(route: str | None) -> None:
         state.route = template(route)
 
 
-class _EnvironGetter(Getter[dict]):  # type: ignore[type-arg]
-    def get(self, carrier: dict, key: str) -> list[str] | None:  # type: ignore[type-arg]
+class _EnvironGetter(Getter[dict]):
+    def get(self, carrier: dict, key: str) -> list[str] | None:
         value = carrier.get("HTTP_" + key.upper().replace("-", "_"))
         return [value] if isinstance(value, str) else None
 
-    def keys(self, carrier: dict) -> list[str]:  # type: ignore[type-arg]
+    def keys(self, carrier: dict) -> list[str]:
         return [k[5:].lower().replace("_", "-") for k in carrier if k.startswith("HTTP_")]
 
 
-class _HeadersGetter(Getter[list]):  # type: ignore[type-arg]
-    def get(self, carrier: list, key: str) -> list[str] | None:  # type: ignore[type-arg]
+class _HeadersGetter(Getter[list]):
+    def get(self, carrier: list, key: str) -> list[str] | None:
         wanted = key.lower().encode("latin-1")
         found = [v.decode("latin-1") for k, v in carrier if k.lower() == wanted]
         return found or None
 
-    def keys(self, carrier: list) -> list[str]:  # type: ignore[type-arg]
+    def keys(self, carrier: list) -> list[str]:
         return [k.decode("latin-1").lower() for k, _ in carrier]
 
 
@@ -133,7 +133,7 @@ def _clip(value: Any) -> str:
 
 
 def begin(method: str, path: str, query: str, scheme: str, host: str, user_agent: str,
-          client: str, carrier: Any, getter: Getter) -> RequestState | None:  # type: ignore[type-arg]
+          client: str, carrier: Any, getter: Getter) -> RequestState | None:
     """Start the server span; None (and nothing recorded) if the agent itself fails."""
     try:
         method = method.upper() if method.upper() in _KNOWN_METHODS else "_OTHER"
@@ -216,8 +216,8 @@ def finish(state: RequestState, exc: BaseException | None = None) -> None:
             inst.http_server_active.labels().dec()
             inst.http_server_duration.labels(state.method, route, str(status)).observe(
                 duration, trace_id, span_id or "")
-        for hook in _after_request:
-            hook()
+        for after in _after_request:
+            after()
         if _console is not None:
             _console(state)
     except Exception:  # noqa: BLE001
@@ -259,7 +259,7 @@ def _status_code(status: str) -> int:
         return 0
 
 
-def wsgi_call(app: Callable[..., Any], environ: dict, start_response: Callable[..., Any]) -> Any:  # type: ignore[type-arg]
+def wsgi_call(app: Callable[..., Any], environ: dict, start_response: Callable[..., Any]) -> Any:
     """Run one WSGI request through ``app`` with a server span, unless one is active."""
     if _current.get() is not None:
         return app(environ, start_response)
@@ -272,7 +272,7 @@ def wsgi_call(app: Callable[..., Any], environ: dict, start_response: Callable[.
         return app(environ, start_response)
     var_token = _current.set(state)
 
-    def _start_response(status: str, headers: list, exc_info: Any = None) -> Any:  # type: ignore[type-arg]
+    def _start_response(status: str, headers: list, exc_info: Any = None) -> Any:
         state.status = _status_code(status)
         if exc_info is None:
             return start_response(status, headers)
@@ -296,20 +296,20 @@ class WSGIMiddleware:
         self.app = app
         self.__wrapped__ = app
 
-    def __call__(self, environ: dict, start_response: Callable[..., Any]) -> Any:  # type: ignore[type-arg]
+    def __call__(self, environ: dict, start_response: Callable[..., Any]) -> Any:
         return wsgi_call(self.app, environ, start_response)
 
 
 # --------------------------------------------------------------------------- ASGI
 
 
-def _route_from_scope(scope: dict) -> str | None:  # type: ignore[type-arg]
+def _route_from_scope(scope: dict) -> str | None:
     route = scope.get("route")
     path = getattr(route, "path", None) or getattr(route, "path_format", None)
     return path if isinstance(path, str) else None
 
 
-async def asgi_call(app: Callable[..., Any], scope: dict, receive: Any, send: Any) -> None:  # type: ignore[type-arg]
+async def asgi_call(app: Callable[..., Any], scope: dict, receive: Any, send: Any) -> None:
     """Run one ASGI HTTP request through ``app`` with a server span, unless one is active."""
     if scope.get("type") != "http" or _current.get() is not None:
         await app(scope, receive, send)
@@ -332,7 +332,7 @@ async def asgi_call(app: Callable[..., Any], scope: dict, receive: Any, send: An
     var_token = _current.set(state)
     _start_loop_lag()
 
-    async def _send(message: dict) -> None:  # type: ignore[type-arg]
+    async def _send(message: dict) -> None:
         if message.get("type") == "http.response.start":
             state.status = int(message.get("status", 0))
         await send(message)
@@ -364,7 +364,7 @@ class ASGIMiddleware:
         self.app = app
         self.__wrapped__ = app
 
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:  # type: ignore[type-arg]
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         await asgi_call(self.app, scope, receive, send)
 
 

@@ -92,7 +92,7 @@ class _RecordAlways(Sampler):
         self._inner = inner
 
     def should_sample(self, parent_context: Context | None, trace_id: int, name: str,
-                      kind=None, attributes=None, links=None, trace_state=None) -> SamplingResult:  # type: ignore[no-untyped-def]
+                      kind=None, attributes=None, links=None, trace_state=None) -> SamplingResult:
         result = self._inner.should_sample(parent_context, trace_id, name, kind, attributes,
                                            links, trace_state)
         if result.decision is Decision.DROP:
@@ -251,7 +251,7 @@ class ExportProcessor(SpanProcessor):
 def _resource(config: Config) -> Resource:
     import socket
 
-    attrs: dict[str, object] = {
+    attrs: dict[str, str | int] = {
         "service.name": config.service_name,
         "deployment.environment": config.environment,
         "deployment.environment.name": config.environment,
@@ -265,10 +265,10 @@ def _resource(config: Config) -> Resource:
     if config.service_version:
         attrs["service.version"] = config.service_version
     # Resource.create merges OTEL_RESOURCE_ATTRIBUTES; ours (from explicit settings) win.
-    return Resource.create({k: v for k, v in attrs.items()})  # type: ignore[arg-type]
+    return Resource.create({k: v for k, v in attrs.items()})
 
 
-def _make_sender(config: Config):  # type: ignore[no-untyped-def]
+def _make_sender(config: Config):
     def send(batch: Sequence[ReadableSpan]) -> bool:
         return _send(config, batch)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import sys
 import threading
+from collections.abc import Callable
 from types import ModuleType
 
 from spyglass import metrics as _metrics
@@ -62,6 +63,13 @@ def _enable(name: str, module: ModuleType, config: Config) -> None:
         _status(name, True)
 
 
+def _hook_for(name: str, module: ModuleType, config: Config) -> Callable[[ModuleType], None]:
+    def hook(_imported: ModuleType) -> None:
+        _enable(name, module, config)
+
+    return hook
+
+
 def install(config: Config) -> None:
     import wrapt
 
@@ -81,5 +89,4 @@ def install(config: Config) -> None:
             if trigger in sys.modules:
                 _enable(name, module, config)
             else:
-                wrapt.register_post_import_hook(
-                    lambda _mod, n=name, m=module: _enable(n, m, config), trigger)
+                wrapt.register_post_import_hook(_hook_for(name, module, config), trigger)

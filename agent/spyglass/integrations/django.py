@@ -21,7 +21,7 @@ MODULES = ("django.core.handlers.base",)
 
 
 def setup_once(config: Config) -> None:
-    def resolve_request(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:  # type: ignore[type-arg]
+    def resolve_request(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
         match = wrapped(*args, **kwargs)
         try:
             set_route(getattr(match, "route", None))
@@ -32,10 +32,10 @@ def setup_once(config: Config) -> None:
     wrapt.wrap_function_wrapper("django.core.handlers.base", "BaseHandler.resolve_request",
                                 resolve_request)
 
-    def wsgi(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:  # type: ignore[type-arg]
+    def wsgi(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
         return wsgi_call(lambda e, s: wrapped(e, s), *args, **kwargs)
 
-    async def asgi(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:  # type: ignore[type-arg]
+    async def asgi(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
         scope, receive, send = args[:3]
         return await asgi_call(lambda s, r, se: wrapped(s, r, se), scope, receive, send)
 

@@ -23,7 +23,7 @@ def setup_once(config: Config) -> None:
 
     original = flask.Flask.__call__
 
-    def __call__(self: Any, environ: dict, start_response: Any) -> Any:  # type: ignore[type-arg]
+    def __call__(self: Any, environ: dict, start_response: Any) -> Any:
         return wsgi_call(lambda e, s: original(self, e, s), environ, start_response)
 
     __call__.__wrapped__ = original  # type: ignore[attr-defined]

@@ -25,7 +25,7 @@ def _is_asgi_worker(worker: Any) -> bool:
 
 
 def setup_once(config: Config) -> None:
-    def load_wsgi(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:  # type: ignore[type-arg]
+    def load_wsgi(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
         result = wrapped(*args, **kwargs)
         try:
             if not _is_asgi_worker(instance):

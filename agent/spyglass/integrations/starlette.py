@@ -35,11 +35,11 @@ def setup_once(config: Config) -> None:
 
     original = Starlette.__call__
 
-    async def __call__(self: Any, scope: dict, receive: Any, send: Any) -> None:  # type: ignore[type-arg]
+    async def __call__(self: Any, scope: dict, receive: Any, send: Any) -> None:
         await asgi_call(lambda s, r, se: original(self, s, r, se), scope, receive, send)
 
     __call__.__wrapped__ = original  # type: ignore[attr-defined]
-    Starlette.__call__ = __call__  # type: ignore[method-assign]
+    Starlette.__call__ = __call__  # type: ignore[method-assign,assignment]
 
 
 def _patch_fastapi(module: Any) -> None:
@@ -48,7 +48,7 @@ def _patch_fastapi(module: Any) -> None:
         return  # older FastAPI: no native telemetry, Starlette.__call__ covers it
     original = fastapi_cls.__call__
 
-    async def __call__(self: Any, scope: dict, receive: Any, send: Any) -> None:  # type: ignore[type-arg]
+    async def __call__(self: Any, scope: dict, receive: Any, send: Any) -> None:
         if scope.get("type") == "http":
             scope.setdefault(_FASTAPI_SCOPE_KEY, None)
         await asgi_call(lambda s, r, se: original(self, s, r, se), scope, receive, send)

@@ -17,7 +17,7 @@ MODULES = ("concurrent.futures.thread",)
 
 
 def setup_once(config: Config) -> None:
-    def submit(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:  # type: ignore[type-arg]
+    def submit(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
         if not args:
             return wrapped(*args, **kwargs)
         ctx = contextvars.copy_context()

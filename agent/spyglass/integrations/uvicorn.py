@@ -21,7 +21,7 @@ def setup_once(config: Config) -> None:
     if not config.integration_enabled("asgi"):
         return
 
-    def load(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:  # type: ignore[type-arg]
+    def load(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
         result = wrapped(*args, **kwargs)
         try:
             app = getattr(instance, "loaded_app", None)

@@ -14,7 +14,7 @@ MODULES = ("werkzeug.serving",)
 
 
 def setup_once(config: Config) -> None:
-    def make_server(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:  # type: ignore[type-arg]
+    def make_server(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
         if len(args) >= 3:
             args = (*args[:2], wrap_app(args[2]), *args[3:])
         elif "app" in kwargs:

@@ -24,7 +24,7 @@ def wrap_app(app: Any) -> Any:
 
 
 def setup_once(config: Config) -> None:
-    def set_app(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:  # type: ignore[type-arg]
+    def set_app(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
         if args:
             args = (wrap_app(args[0]), *args[1:])
         elif "application" in kwargs:

@@ -155,7 +155,7 @@ def _hook_uncaught(pusher: LokiPusher) -> None:
     """Uncaught exceptions (main thread and other threads) reach Loki too."""
     previous = sys.excepthook
 
-    def excepthook(exc_type, exc, tb):  # type: ignore[no-untyped-def]
+    def excepthook(exc_type, exc, tb):
         try:
             record = logging.LogRecord("uncaught", logging.CRITICAL, "", 0,
                                        "Uncaught exception", None, (exc_type, exc, tb))
@@ -169,7 +169,7 @@ def _hook_uncaught(pusher: LokiPusher) -> None:
     sys.excepthook = excepthook
     previous_thread_hook = threading.excepthook
 
-    def thread_hook(args):  # type: ignore[no-untyped-def]
+    def thread_hook(args):
         try:
             if args.exc_type is not SystemExit:
                 record = logging.LogRecord("uncaught", logging.ERROR, "", 0,

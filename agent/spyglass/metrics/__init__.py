@@ -126,7 +126,7 @@ def _make(store: ProcessStore, limit: int) -> Instruments:
     )
 
 
-def _target_info(config: Config):  # type: ignore[no-untyped-def]
+def _target_info(config: Config):
     from prometheus_client.core import GaugeMetricFamily
 
     labels = {"service_name": config.service_name,
@@ -195,7 +195,7 @@ def setup(config: Config) -> Instruments | None:
 
 def _process_start_time() -> float:
     try:
-        import psutil  # type: ignore[import-not-found]
+        import psutil
 
         return float(psutil.Process().create_time())
     except Exception:  # noqa: BLE001
