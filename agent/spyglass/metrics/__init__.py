@@ -103,7 +103,7 @@ def _make(store: ProcessStore, limit: int) -> Instruments:
                               "Time the garbage collector paused the process, by generation.",
                               ["generation"], buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01,
                                                        0.025, 0.05, 0.1, 0.25, 1.0)),
-        loop_lag=Gauge(store, "python_asyncio_event_loop_lag", "How late the asyncio event "
+        loop_lag=Gauge(store, "python_asyncio_event_loop_lag_seconds", "How late the asyncio event "
                        "loop ran a callback scheduled on time, in seconds.", mode="liveall"),
         start_time=Gauge(store, "process_start_time_seconds",
                          "Start time of the process since unix epoch in seconds.",

@@ -12,11 +12,11 @@ import signal
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
+from tests.support.prom import parse, promtool_check_metrics, value
+from tests.support.waiting import wait_until
 
 from spyglass.metrics.collector import DirectoryCollector, ExemplarClient, ExemplarStore
 from spyglass.metrics.store import OVERFLOW_VALUE, Counter, Gauge, Histogram, ProcessStore
-from tests.support.prom import parse, promtool_check_metrics, value
-from tests.support.waiting import wait_until
 
 
 def _registry(directory: str, exemplars: ExemplarStore | None = None) -> CollectorRegistry:
