@@ -17,31 +17,43 @@ from spyglass.config import Config
 from spyglass.server import asgi_call, set_route, wsgi_call
 
 NAME = "django"
-MODULES = ("django.core.handlers.base",)
+# Triggered by the handler modules, not by ``base``: ``handlers.wsgi`` imports ``base`` halfway
+# through its own import, and a hook registered then for the half-imported ``wsgi`` module ran at
+# once and found no ``WSGIHandler`` yet. By the time either handler module has finished
+# importing, ``base`` is complete.
+MODULES = ("django.core.handlers.wsgi", "django.core.handlers.asgi")
+
+
+def _resolve_request(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+    match = wrapped(*args, **kwargs)
+    try:
+        set_route(getattr(match, "route", None))
+    except Exception:  # noqa: BLE001
+        pass
+    return match
+
+
+def _wsgi(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+    return wsgi_call(lambda e, s: wrapped(e, s), *args, **kwargs)
+
+
+async def _asgi(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+    scope, receive, send = args[:3]
+    return await asgi_call(lambda s, r, se: wrapped(s, r, se), scope, receive, send)
+
+
+def _patcher(attribute: str, wrapper: Any) -> Any:
+    def patch(module: Any) -> None:
+        if hasattr(module, attribute.split(".", 1)[0]):
+            wrapt.wrap_function_wrapper(module, attribute, wrapper)
+
+    return patch
 
 
 def setup_once(config: Config) -> None:
-    def resolve_request(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
-        match = wrapped(*args, **kwargs)
-        try:
-            set_route(getattr(match, "route", None))
-        except Exception:  # noqa: BLE001
-            pass
-        return match
-
     wrapt.wrap_function_wrapper("django.core.handlers.base", "BaseHandler.resolve_request",
-                                resolve_request)
-
-    def wsgi(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
-        return wsgi_call(lambda e, s: wrapped(e, s), *args, **kwargs)
-
-    async def asgi(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
-        scope, receive, send = args[:3]
-        return await asgi_call(lambda s, r, se: wrapped(s, r, se), scope, receive, send)
-
-    wrapt.register_post_import_hook(
-        lambda m: wrapt.wrap_function_wrapper(m, "WSGIHandler.__call__", wsgi),
-        "django.core.handlers.wsgi")
-    wrapt.register_post_import_hook(
-        lambda m: wrapt.wrap_function_wrapper(m, "ASGIHandler.__call__", asgi),
-        "django.core.handlers.asgi")
+                                _resolve_request)
+    wrapt.register_post_import_hook(_patcher("WSGIHandler.__call__", _wsgi),
+                                    "django.core.handlers.wsgi")
+    wrapt.register_post_import_hook(_patcher("ASGIHandler.__call__", _asgi),
+                                    "django.core.handlers.asgi")

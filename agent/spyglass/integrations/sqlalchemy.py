@@ -16,6 +16,7 @@ from typing import Any
 
 import wrapt
 
+from spyglass._log import warn_once_per
 from spyglass.config import Config
 from spyglass.integrations import DidNotEnable
 from spyglass.integrations._contrib import instrument
@@ -46,4 +47,13 @@ def setup_once(config: Config) -> None:
         raise DidNotEnable(str(exc)) from None
     # Wrapped before instrument(): the engine listeners are bound methods looked up then.
     wrapt.wrap_function_wrapper(engine, "EngineTracer._before_cur_exec", before_cur_exec)
-    instrument("opentelemetry.instrumentation.sqlalchemy", "SQLAlchemyInstrumentor")
+    try:
+        instrument("opentelemetry.instrumentation.sqlalchemy", "SQLAlchemyInstrumentor")
+    except ImportError as exc:
+        # The contrib package imports sqlalchemy.ext.asyncio, which needs greenlet; SQLAlchemy
+        # 2.1 made greenlet optional. Statements are still traced by the driver integrations
+        # (psycopg, psycopg2, sqlite3); only drivers we don't instrument lose their spans.
+        warn_once_per("sqlalchemy-greenlet",
+                      "SQLAlchemy statement spans are off (%s); driver spans still work. "
+                      "Install 'sqlalchemy[asyncio]' to turn them on.", exc)
+        raise DidNotEnable(str(exc)) from None
