@@ -233,6 +233,19 @@ def rate_sum(
     return f"sum by ({by}) ({fn}({metric}{{{selector}}}[{window}]))"
 
 
+def bad_ratio(metric: str, selector: str, bad: str, by: str) -> str:
+    """Share of ``metric`` events matching ``bad`` (e.g. 5xx), per ``by``, over $__rate_interval.
+
+    The agent creates a status/outcome series on its first observation, so a service that never
+    failed has no 5xx series at all and a plain ``bad / all`` division returns nothing ("No data"
+    in Grafana). ``or all * 0`` makes that a 0 ratio wherever there is traffic (found by
+    tests/stack/test_stack_demo_e2e.py against the demo shop).
+    """
+    bad_rate = rate_sum(metric, f"{selector}, {bad}", by)
+    all_rate = rate_sum(metric, selector, by)
+    return f"({bad_rate} or {all_rate} * 0) / {all_rate}"
+
+
 def quantile(q: float, metric: str, selector: str, by: str) -> str:
     return (
         f"histogram_quantile({q}, sum by ({by}, le) "

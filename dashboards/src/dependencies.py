@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from grafana_foundation_sdk.builders import dashboard
 
-from .common import SEL, SERVER_ERRORS, base, prom, quantile, steps, ts
+from .common import SEL, SERVER_ERRORS, bad_ratio, base, prom, quantile, steps, ts
 
 UID = "spyglass-dependencies"
 DB = "db_client_operation_duration_seconds"
@@ -74,9 +74,7 @@ def build() -> dashboard.Dashboard:
             "percentunit",
             [
                 prom(
-                    _rate(f"{HTTP_OUT}_count", f"{SEL}, {SERVER_ERRORS}", "server_address")
-                    + " / "
-                    + _rate(f"{HTTP_OUT}_count", SEL, "server_address"),
+                    bad_ratio(f"{HTTP_OUT}_count", SEL, SERVER_ERRORS, "server_address"),
                     "{{server_address}}",
                 )
             ],
@@ -129,9 +127,7 @@ def build() -> dashboard.Dashboard:
             "percentunit",
             [
                 prom(
-                    _rate(f"{TASKS}_count", SEL + ', outcome="failure"', "task_name")
-                    + " / "
-                    + _rate(f"{TASKS}_count", SEL, "task_name"),
+                    bad_ratio(f"{TASKS}_count", SEL, 'outcome="failure"', "task_name"),
                     "{{task_name}}",
                 )
             ],

@@ -18,6 +18,7 @@ from .common import (
     SEL_ONE,
     SERVER_ERRORS,
     RefIds,
+    bad_ratio,
     base,
     latency_threshold,
     prom,
@@ -72,9 +73,7 @@ def build() -> dashboard.Dashboard:
             "percentunit",
             [
                 prom(
-                    rate_sum(f"{REQUESTS}_count", f"{RSEL}, {SERVER_ERRORS}", "http_route")
-                    + " / "
-                    + rate_sum(f"{REQUESTS}_count", RSEL, "http_route"),
+                    bad_ratio(f"{REQUESTS}_count", RSEL, SERVER_ERRORS, "http_route"),
                     "{{http_route}}",
                 )
             ],

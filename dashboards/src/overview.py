@@ -17,6 +17,7 @@ from .common import (
     SERVER_ERRORS,
     SLO_WINDOW,
     RefIds,
+    bad_ratio,
     base,
     instant_table,
     latency_threshold,
@@ -181,9 +182,7 @@ def red_row(d: dashboard.Dashboard) -> dashboard.Dashboard:
             "percentunit",
             [
                 prom(
-                    rate_sum(f"{REQUESTS}_count", f"{SEL}, {SERVER_ERRORS}", "service")
-                    + " / "
-                    + rate_sum(f"{REQUESTS}_count", SEL, "service"),
+                    bad_ratio(f"{REQUESTS}_count", SEL, SERVER_ERRORS, "service"),
                     "{{service}}",
                 )
             ],
