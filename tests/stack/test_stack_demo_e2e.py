@@ -32,7 +32,7 @@ from typing import Any
 import pytest
 from tests.demo_app.harness import Demo, demo_env, start_demo, stop_demo
 from tests.support.loki import LokiReceiver
-from tests.support.otlp import OTLPReceiver
+from tests.support.otlp import OTLPReceiver, Span
 from tests.support.procs import AppProcess
 from tests.support.waiting import free_port, wait_until
 
@@ -63,6 +63,31 @@ MACROS = {
 # dashboards, route) are sent by Grafana as a regex: "All" is `.+` here.
 SINGLE_VALUES = {"environment": ENVIRONMENT, "service": "storefront"}
 FAULT_SERVICE = "storefront"
+OVERVIEW, RUNTIME = "spyglass-overview.json", "spyglass-runtime.json"
+# (service, dashboard, panel / refId) that legitimately show no data for that one service.
+PER_SERVICE_EXEMPT: dict[tuple[str, str, str], str] = {
+    **{
+        (svc, OVERVIEW, "Routes with most 5xx errors (time range) / A"):
+            "lists only routes that had 5xx; the fault was injected on storefront only"
+        for svc in ("orders", "payments")
+    },
+    ("storefront", RUNTIME, "Server saturation / A"):
+        "spyglass_server_capacity is absent for async servers (contract); uvicorn has none",
+    ("worker", RUNTIME, "Server saturation / A"): "the Celery worker serves no HTTP",
+    **{
+        (svc, RUNTIME, "Event-loop lag per worker / A"):
+            "only asyncio servers have an event loop to measure (storefront's uvicorn)"
+        for svc in ("orders", "payments", "worker")
+    },
+}
+# Panels empty because of an agent bug, reported to its owners. Asserted still empty, so the
+# entry has to go once the bug is fixed.
+KNOWN_AGENT_BUGS: dict[tuple[str, str, str], str] = {
+    ("worker", RUNTIME, f"{panel} / A"):
+        "agent/spyglass/runtime.py buffers GC events and flushes them only after an HTTP "
+        "request (server.add_after_request) or at exit: a Celery worker never publishes them"
+    for panel in ("GC collections", "GC pause p99", "Time spent in GC")
+}
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -241,20 +266,24 @@ def check_exemplars(prometheus: str, otlp: OTLPReceiver) -> None:
         timeout=30, interval=1,
         message="no latency exemplars for every HTTP service",
     )
-    trace_ids = {ex["labels"]["trace_id"] for _, ex in found}
-    assert all(re.fullmatch(r"[0-9a-f]{32}", t) for t in trace_ids), trace_ids
+    ids = {(ex["labels"]["trace_id"], ex["labels"]["span_id"]) for _, ex in found}
+    assert all(re.fullmatch(r"[0-9a-f]{32}", t) and re.fullmatch(r"[0-9a-f]{16}", s)
+               for t, s in ids), ids
+    print(f"{len(found)} exemplars on {len({str(s) for s, _ in found})} series")
 
-    # Spans leave in batches: give the exporters time to send the traces behind the exemplars.
-    def missing() -> set[str]:
-        return trace_ids - {s.trace_id for s in otlp.spans()}
+    # Spans leave in batches, each process on its own schedule: wait for the very spans.
+    def exported() -> dict[tuple[str, str], Span]:
+        return {(s.trace_id, s.span_id): s for s in otlp.spans()}
 
-    wait_until(lambda: not missing(), timeout=20, interval=0.5,
-               message=f"exemplar trace ids never exported ({len(trace_ids)} exemplars)")
-    # Each exemplar names the server span of its own service.
-    spans = {(s.trace_id, s.resource.get("service.name")) for s in otlp.spans()
-             if s.kind == "SERVER"}
+    wait_until(lambda: ids <= exported().keys(), timeout=20, interval=0.5,
+               message=f"spans behind the exemplars never exported: {ids - exported().keys()}")
+    # Each exemplar names the server span of the request it measured.
+    spans = exported()
     for series, ex in found:
-        assert (ex["labels"]["trace_id"], series["service"]) in spans, (series, ex)
+        span = spans[ex["labels"]["trace_id"], ex["labels"]["span_id"]]
+        assert span.kind == "SERVER", (series, span)
+        assert span.resource.get("service.name") == series["service"], (series, span)
+        assert span.attributes.get("http.route") == series["http_route"], (series, span)
 
 
 def check_alert_fires_and_resolves(prometheus: str, demo: Demo, notified: NotificationSink) -> None:
@@ -293,6 +322,8 @@ def check_queries(prometheus: str) -> None:
     """Every dashboard and rule expression runs; the core dashboards all show data."""
     errors: list[str] = []
     empty: list[str] = []
+    other_empty: list[str] = []  # dependencies/agent/logs: data depends on rarer events
+    checked = 0
     for name, dashboard in load_dashboards().items():
         variables = dashboard_variables(dashboard)
         for where, expr in [*panel_queries(dashboard), *variable_selectors(dashboard)]:
@@ -302,9 +333,32 @@ def check_queries(prometheus: str) -> None:
             except AssertionError as exc:
                 errors.append(f"{name} / {where}: {exc}")
                 continue
-            if name in MUST_HAVE_DATA and not has_number(result):
-                empty.append(f"{name} / {where}: {expanded}")
+            checked += 1
+            if not has_number(result):
+                (empty if name in MUST_HAVE_DATA else other_empty).append(
+                    f"{name} / {where}: {expanded}")
+    # Per service, as a user picking one service sees them.
+    dashboards = load_dashboards()
+    per_service: list[str] = []
+    fixed: list[str] = []
+    for name in MUST_HAVE_DATA:
+        services = SERVICES if "runtime" in name else HTTP_SERVICES
+        for service in services:
+            variables = dashboard_variables(dashboards[name]) | {"service": service}
+            for where, expr in panel_queries(dashboards[name]):
+                key = (service, name, where)
+                if key in PER_SERVICE_EXEMPT:
+                    continue
+                expanded = expand(expr, variables)
+                checked += 1
+                data = has_number(query(prometheus, expanded))
+                if key in KNOWN_AGENT_BUGS:
+                    if data:
+                        fixed.append(f"{key}: has data now, drop it from KNOWN_AGENT_BUGS")
+                elif not data:
+                    per_service.append(f"{service}: {name} / {where}: {expanded}")
     for where, expr in rule_expressions():
+        checked += 1
         try:
             query(prometheus, expr)
         except AssertionError as exc:
@@ -313,8 +367,13 @@ def check_queries(prometheus: str) -> None:
     rules = get_json(f"{prometheus}/api/v1/rules")["data"]["groups"]
     errors += [f"rule {r['name']}: {r['lastError']}" for g in rules for r in g["rules"]
                if r["health"] != "ok" and r.get("lastError")]
+    print(f"{checked} expressions ran; without data outside the core dashboards:",
+          *other_empty, sep="\n  ")
+    assert checked > 60, checked
     assert not errors, "\n".join(errors)
     assert not empty, "panels without data:\n" + "\n".join(empty)
+    assert not per_service, "panels without data for one service:\n" + "\n".join(per_service)
+    assert not fixed, "\n".join(fixed)
 
 
 @pytest.mark.slow
