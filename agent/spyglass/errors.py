@@ -20,8 +20,8 @@ unset, ``instrumenter="otel"`` tells the SDK that spans come from OTel, and ``pr
 is off. The captures are: the server's exception hook (:func:`capture_exception`, called before
 the request span ends), Flask's and Django's ``got_request_exception`` signals (those frameworks
 turn an exception into a 500 response before it reaches the server layer), Celery's
-``task_failure`` signal, and a wrapper of ``logging.Logger.callHandlers`` (the same way the Loki
-shipper sees records without adding a root handler) that feeds sentry-sdk's own ``EventHandler``.
+``task_failure`` signal, and the shared logging tap (:mod:`spyglass.logs.tap`, which the Loki
+shipper uses too) feeding sentry-sdk's own ``EventHandler``.
 
 Privacy: ``send_default_pii`` stays at its default, off (sentry-sdk 2.75 deprecates passing
 it in favour of ``data_collection``, which 2.20 lacks; nothing of ours turns it on). Local
@@ -49,6 +49,7 @@ from opentelemetry import trace
 
 from spyglass import forksafe
 from spyglass._log import get_logger
+from spyglass.logs import tap
 from spyglass.scrub import REDACTED, SENSITIVE_HEADERS, scrub_query, scrub_sql, scrub_url
 
 __all__ = [
@@ -270,22 +271,14 @@ def _hook_logging() -> None:
     from sentry_sdk.integrations.logging import EventHandler
 
     handler = EventHandler(level=logging.ERROR)
-    original = logging.Logger.callHandlers
 
-    def callHandlers(self: logging.Logger, record: logging.LogRecord) -> None:
-        original(self, record)
-        if (record.levelno < logging.ERROR or not record.exc_info
-                or record.exc_info[0] is None or _options is None):
+    def consume(record: logging.LogRecord) -> None:
+        if (not record.exc_info or record.exc_info[0] is None or _options is None
+                or record.name.startswith(_IGNORED_LOGGERS)):
             return
-        try:
-            if record.name.startswith(_IGNORED_LOGGERS):
-                return
-            handler.emit(record)
-        except Exception:  # noqa: BLE001
-            get_logger().debug("Sentry log capture failed", exc_info=True)
+        handler.emit(record)
 
-    callHandlers.__wrapped__ = original  # type: ignore[attr-defined]
-    logging.Logger.callHandlers = callHandlers  # type: ignore[method-assign]
+    tap.add_consumer(logging.ERROR, consume)
 
 
 def _hook_flask(module: Any) -> None:

@@ -6,11 +6,9 @@ exactly three low-cardinality ones (``service_name``, ``environment``, ``level``
 per-line structured metadata (trace_id, span_id) on Loki 3. The line itself is logfmt with the
 trace id too, so Grafana's derived field links it to Jaeger on any Loki version.
 
-How records are caught without hurting the app's own logging: we wrap
-``logging.Logger.callHandlers`` rather than adding a handler to the root logger. A root handler
-would make ``logging.basicConfig()`` a silent no-op (opentelemetry-python#4427) and would be
-removed by ``dictConfig``; the wrapper sees every record that passed the app's own level
-checks, whatever the app does to its handlers, and the app's console output is unchanged.
+Records are caught by :mod:`spyglass.logs.tap` (a wrapper of ``Logger.callHandlers``, never a
+root handler, so ``logging.basicConfig()`` keeps working and the app's console output is
+unchanged).
 """
 
 from __future__ import annotations
@@ -28,9 +26,9 @@ from urllib.parse import urlsplit
 
 from opentelemetry import trace
 
-from spyglass._log import get_logger
 from spyglass.config import Config
 from spyglass.export.batch import BatchWorker
+from spyglass.logs import tap
 
 __all__ = ["LokiPusher", "install"]
 
@@ -127,23 +125,14 @@ def install(config: Config) -> LokiPusher:
     global _pusher
     pusher = _pusher = LokiPusher(config)
     threshold = logging.getLevelName(config.log_level.upper())
-    original = logging.Logger.callHandlers
 
-    def callHandlers(self: logging.Logger, record: logging.LogRecord) -> None:
-        original(self, record)
-        if record.levelno < threshold:
+    def consume(record: logging.LogRecord) -> None:
+        if record.name.startswith(_SKIP_LOGGERS) or threading.current_thread().name.startswith(
+                "spyglass-"):
             return
-        try:
-            name = record.name
-            if name.startswith(_SKIP_LOGGERS) or threading.current_thread().name.startswith(
-                    "spyglass-"):
-                return
-            pusher.record(record)
-        except Exception:  # noqa: BLE001
-            get_logger().debug("log capture failed", exc_info=True)
+        pusher.record(record)
 
-    callHandlers.__wrapped__ = original  # type: ignore[attr-defined]
-    logging.Logger.callHandlers = callHandlers  # type: ignore[method-assign]
+    tap.add_consumer(threshold, consume)
     _hook_uncaught(pusher)
     import atexit
 
