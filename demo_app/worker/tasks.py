@@ -83,7 +83,16 @@ def send_receipt(order_id: int) -> None:
     log.info("receipt for order %s sent", order_id)
 
 
-@app.task(name=REFRESH_CATALOGUE)
+# A refresh can come due while the service it calls is away: when the demo stops, every
+# service gets SIGTERM at once and the worker, in its warm shutdown, still runs the refresh it
+# had prefetched after the storefront has gone. A refused connection is retried a few times
+# (logged at INFO) rather than failing with an ERROR traceback.
+@app.task(
+    name=REFRESH_CATALOGUE,
+    autoretry_for=(requests.ConnectionError,),
+    retry_backoff=1,
+    max_retries=3,
+)
 def refresh_catalogue() -> int:
     """Re-read the catalogue from orders and put it in the cache before the TTL runs out.
 
