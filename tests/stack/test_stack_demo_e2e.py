@@ -23,7 +23,9 @@ then every dashboard and rule expression runs against what the stack collected.
 from __future__ import annotations
 
 import math
+import random
 import re
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -91,6 +93,27 @@ KNOWN_AGENT_BUGS: dict[tuple[str, str, str], str] = {
 
 
 # --- helpers ---------------------------------------------------------------------------------
+def port_below_ephemeral_range() -> int:
+    """A free loopback port under the kernel's ephemeral range.
+
+    ``free_port()`` returns an ephemeral port, which stays unbound until the service starts
+    many seconds later; meanwhile any outgoing connection on the machine (or another test
+    session's ``free_port()``) may take it. Seen here: payments' gunicorn could not bind, and
+    the launcher took the intruder's 200 on /healthz for payments being ready.
+    """
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(max(1024, low - 12_000), low)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    return free_port()
+
+
 def query(prometheus: str, expr: str) -> list[dict[str, Any]]:
     """Instant query; any error (parse, execution, wrong types) fails with the expression."""
     answer = get_json(f"{prometheus}/api/v1/query", query=expr)
@@ -179,8 +202,11 @@ def loki() -> Iterator[LokiReceiver]:
 @pytest.fixture
 def demo(otlp_receiver: OTLPReceiver, loki: LokiReceiver, tmp_path: Path) -> Iterator[Demo]:
     """The shop under ``spyglass run`` with the launcher's load (10 requests/s)."""
+    ports = {f"DEMO_{name.upper()}_{kind}": str(port_below_ephemeral_range())
+             for name in SERVICES for kind in ("PORT", "METRICS_PORT")
+             if not (name == "worker" and kind == "PORT")}
     env = {
-        **demo_env(tmp_path / "state"),
+        **demo_env(tmp_path / "state", **ports),
         "DEMO_NO_AGENT": None,
         "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_receiver.endpoint,
         "SPYGLASS_LOKI_URL": loki.endpoint,
@@ -199,7 +225,7 @@ def demo(otlp_receiver: OTLPReceiver, loki: LokiReceiver, tmp_path: Path) -> Ite
 def prometheus(
     prometheus_config_copy: Any, demo: Demo, alertmanager: str, tmp_path: Path  # noqa: F811
 ) -> Iterator[str]:
-    port = free_port()
+    port = port_below_ephemeral_range()
     targets = {"prometheus": f"127.0.0.1:{port}"} | {
         name: f"127.0.0.1:{demo.env[f'DEMO_{name.upper()}_METRICS_PORT']}" for name in SERVICES
     }
@@ -231,14 +257,13 @@ def prometheus(
 def wait_for_scrapes(prometheus: str) -> None:
     """Every shipped job is up, with its target labels, and the storefront has traffic."""
     def all_up() -> bool:
-        up = {r["metric"]["job"]: r for r in query(prometheus, "up == 1")}
-        return set(up) == {"prometheus", *SERVICES} and all(
-            r["metric"]["service"] == job and r["metric"]["environment"] == ENVIRONMENT
-            for job, r in up.items()
-        )
+        up = {r["metric"]["job"]: r["metric"] for r in query(prometheus, "up == 1")}
+        assert set(up) == {"prometheus", *SERVICES}, f"up: {sorted(up)}"
+        for job, labels in up.items():
+            assert (labels["service"], labels["environment"]) == (job, ENVIRONMENT), labels
+        return True
 
-    wait_until(all_up, timeout=30, interval=0.5,
-               message=f"not all targets up: {query(prometheus, 'up')}")
+    wait_until(all_up, timeout=30, interval=0.5, message="not every shipped job scraped")
     # (Not the recorded error ratio: it has no series until a service's first 5xx, because its
     # numerator selects only 5xx series, which the agent creates on the first such response.)
     wait_until(
@@ -260,12 +285,12 @@ def check_exemplars(prometheus: str, otlp: OTLPReceiver) -> None:
         return [(series["seriesLabels"], ex) for series in answer["data"]
                 for ex in series["exemplars"]]
 
-    found = wait_until(
-        lambda: (lambda e: e if {s["service"] for s, _ in e} >= set(HTTP_SERVICES) else None)(
-            exemplars()),
-        timeout=30, interval=1,
-        message="no latency exemplars for every HTTP service",
-    )
+    def for_every_service() -> list[tuple[dict[str, str], dict[str, Any]]]:
+        found = exemplars()
+        return found if {s["service"] for s, _ in found} >= set(HTTP_SERVICES) else []
+
+    found = wait_until(for_every_service, timeout=30, interval=1,
+                       message="no latency exemplars for every HTTP service")
     ids = {(ex["labels"]["trace_id"], ex["labels"]["span_id"]) for _, ex in found}
     assert all(re.fullmatch(r"[0-9a-f]{32}", t) and re.fullmatch(r"[0-9a-f]{16}", s)
                for t, s in ids), ids
@@ -284,6 +309,7 @@ def check_exemplars(prometheus: str, otlp: OTLPReceiver) -> None:
         assert span.kind == "SERVER", (series, span)
         assert span.resource.get("service.name") == series["service"], (series, span)
         assert span.attributes.get("http.route") == series["http_route"], (series, span)
+        assert float(ex["value"]) <= float(series["le"]), (series, ex)  # in its bucket
 
 
 def check_alert_fires_and_resolves(prometheus: str, demo: Demo, notified: NotificationSink) -> None:
