@@ -56,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="also run the /metrics scrape benchmark (4 workers, 500 routes)")
     p.add_argument("--restarts", type=int, default=1000,
                    help="worker restarts for the /metrics benchmark")
+    p.add_argument("--churn-budget", type=float, default=300.0,
+                   help="seconds the /metrics benchmark may spend restarting workers")
     p.add_argument("--outage-duration", type=float, default=0.0,
                    help="seconds per outage mode (the issue asks for 300); 0 skips it")
     p.add_argument("--profile-seconds", type=float, default=0.0,
@@ -108,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.metrics_bench:
             from harness.metrics_bench import run as metrics_run
 
-            data["metrics_bench"] = metrics_run(sink, app_env, out, args.restarts)
+            data["metrics_bench"] = metrics_run(sink, app_env, out, args.restarts,
+                                                args.churn_budget)
             results_path.write_text(json.dumps(data, indent=1, default=str))
         if args.outage_duration > 0:
             from harness.outage import run as outage_run

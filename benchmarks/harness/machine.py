@@ -37,6 +37,20 @@ def _tool(cmd: list[str]) -> str:
         return "absent"
 
 
+def agent_commit() -> str:
+    """The repo commit the agent code came from, with "+dirty" if agent/ had local edits
+    (the agent is installed in editable mode, so each server start runs the working tree)."""
+    repo = Path(__file__).resolve().parents[2]
+    try:
+        head = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "agent"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except OSError:
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
+
+
 def notes() -> dict[str, object]:
     import os
 

@@ -87,14 +87,16 @@ def _boots(log: Path) -> int:
 
 
 def _metrics_dir(root: int) -> str | None:
+    """Spyglass's metrics directory, from the mmapped files in the server's memory maps
+    (``/proc/<pid>/environ`` only shows the environment at exec, not what the agent set)."""
     for pid in tree_pids(root):
         try:
-            env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            maps = Path(f"/proc/{pid}/maps").read_text()
         except OSError:
             continue
-        for item in env:
-            if item.startswith(b"SPYGLASS_METRICS_DIR="):
-                return item.split(b"=", 1)[1].decode()
+        found = re.search(r"(/\S*spyglass-metrics-[^/\s]+)/", maps)
+        if found:
+            return found.group(1)
     return None
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from harness import wrk
 from harness.contenders import ENDPOINTS, launch
+from harness.machine import agent_commit
 from harness.procs import (
     Server,
     free_port,
@@ -84,7 +85,8 @@ def measure(contender: str, app: str, round_no: int, sink: NginxSink, udp: UdpCo
         contender, app, sink.url, udp.port, app_env,
         out / "logs" / f"r{round_no}-{app}-{contender}.log")
     result: dict[str, Any] = {"round": round_no, "app": app, "contender": contender,
-                              "startup_s": server.startup_s, "endpoints": {}}
+                              "startup_s": server.startup_s, "endpoints": {},
+                              "agent_commit": agent_commit()}
     scrapes = 0
     try:
         for path in endpoints:

@@ -37,6 +37,12 @@ def _frames(stack: str) -> list[str]:
 
 AGENT = ("spyglass/", "opentelemetry/", "wrapt/", "prometheus_client/", "google/protobuf/",
          "requests/", "urllib3/", "charset_normalizer/", "idna/", "certifi/")
+# Without --full-filenames py-spy shortens opentelemetry's namespace packages to paths like
+# "trace/__init__.py"; these prefixes recognise them in such profiles.
+OTEL_SHORT = ("trace/", "common/_internal", "common/http.py", "http/trace_exporter",
+              "http/_log_exporter", "transport/", "attributes/", "resources/", "context/",
+              "propagators/", "propagate/", "composite.py", "baggage/", "instrumentation/",
+              "sdk/", "exporter/", "semconv/", "util/re.py", "util/http")
 APP = ("flask/", "werkzeug/", "gunicorn/", "starlette/", "fastapi/", "uvicorn/", "anyio/",
        "pydantic", "common.py", "flask_app.py", "fastapi_app.py", "routes_app.py", "h11/",
        "httptools/", "uvloop/", "jinja2/", "click/", "blinker/", "itsdangerous/")
@@ -44,7 +50,7 @@ APP = ("flask/", "werkzeug/", "gunicorn/", "starlette/", "fastapi/", "uvicorn/",
 
 def _side(frame: str) -> str | None:
     path = frame.rsplit(":", 1)[0]
-    if any(a in path for a in AGENT):
+    if any(a in path for a in AGENT) or path.startswith(OTEL_SHORT):
         return "agent"
     if any(a in path for a in APP):
         return "app"
@@ -76,10 +82,16 @@ def classify(stack: str) -> tuple[str, str]:
         return "other", "stdlib only (idle or interpreter)"
     if side == "app":
         return "app", _module(decider)
-    inner_spyglass = next((f for f in reversed(frames) if "spyglass/" in f), None)
-    label = inner_spyglass.replace(".py:", ".") if inner_spyglass else "(no Spyglass frame)"
-    if "spyglass/" not in decider:
-        label += " > " + _module(decider)
+    idx = next((i for i in range(len(frames) - 1, -1, -1) if "spyglass/" in frames[i]), None)
+    if idx is not None and any(f.endswith(":Logger.callHandlers") for f in frames[idx + 1:]):
+        # Spyglass's logging tap calls the app's own handlers first: that part is bare work.
+        return "app", "logging handlers (the app's own)"
+    if idx is None:
+        return "agent", "(no Spyglass frame) > " + _module(decider)
+    label = frames[idx].split("spyglass/", 1)[1].replace(".py:", ".")
+    if "spyglass/" not in decider and idx + 1 < len(frames):
+        callee = frames[idx + 1]
+        label += " > " + callee.rsplit(":", 1)[1]
     return "agent", label
 
 
@@ -110,8 +122,24 @@ def top_functions(text: str, prefix: str = "spyglass/", n: int = 15) -> list[tup
     return counts.most_common(n)
 
 
+def analyse(entry: dict[str, Any]) -> dict[str, Any]:
+    """(Re)compute an entry's shares from its raw py-spy files (also for older runs)."""
+    text = "\n".join(Path(f).read_text() for f in entry["files"] if Path(f).exists())
+    sides, labels = parse_raw(text)
+    total = sum(sides.values()) or 1
+    cpu = entry["cpu_us_per_req_while_profiled"]
+    entry["samples"] = total
+    entry["sides"] = {k: {"share": v / total, "us_per_req": v / total * cpu}
+                      for k, v in sides.most_common()}
+    entry["agent_parts"] = [(k, round(v / total, 4), round(v / total * cpu, 1))
+                            for k, v in labels.most_common(25)]
+    entry.pop("top_spyglass_functions_inclusive_share", None)
+    return entry
+
+
 def _record(pid: int, seconds: float, path: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(["py-spy", "record", "--format", "raw", "--nonblocking",
+                             "--full-filenames",
                              "-r", "250", "-d", str(max(1, round(seconds))), "-p", str(pid),
                              "-o", str(path)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
@@ -145,22 +173,14 @@ def run(sink: NginxSink, udp: UdpCounter, app_env: dict[str, str], out: Path, se
                 cpu1 = tree_cpu_seconds(server.proc.pid)
                 load.join()
                 res = box["res"]
-                text = "\n".join(f.read_text() for f in files if f.exists())
-                sides, labels = parse_raw(text)
-                total = sum(sides.values()) or 1
                 cpu_per_req = (cpu1 - cpu0) / max(1.0, res.rps * seconds) * 1e6
                 result[f"{app} {ep}"] = {
-                    "samples": total,
+                    "samples": 0,
                     "rps_while_profiled": res.rps,
                     "cpu_us_per_req_while_profiled": cpu_per_req,
-                    "sides": {k: {"share": v / total, "us_per_req": v / total * cpu_per_req}
-                              for k, v in sides.most_common()},
-                    "agent_parts": [(k, round(v / total, 4), round(v / total * cpu_per_req, 1))
-                                    for k, v in labels.most_common(25)],
-                    "top_spyglass_functions_inclusive_share": [
-                        (fn, c / total) for fn, c in top_functions(text)],
                     "files": [str(f) for f in files],
                 }
+                analyse(result[f"{app} {ep}"])
         finally:
             server.stop()
     return result
