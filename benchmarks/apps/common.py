@@ -59,7 +59,11 @@ def burn(iters: int = WORK_ITERS) -> int:
 
 
 def work(item_id: int = 7) -> dict[str, object]:
-    row = _conn().execute("SELECT id, name FROM items WHERE id = ?", (item_id,)).fetchone()
+    # cursor().execute, not the Connection.execute shortcut: opentelemetry-instrumentation-
+    # sqlite3 (used by OTel and Spyglass) only traces cursors, ddtrace traces both.
+    cur = _conn().cursor()
+    cur.execute("SELECT id, name FROM items WHERE id = ?", (item_id,))
+    row = cur.fetchone()
     acc = burn()
     log.info("work done for item %s", item_id)
     return {"id": row[0], "name": row[1], "acc": acc}
