@@ -45,6 +45,9 @@ def _app_argv(name: str) -> list[str]:
         return [*gunicorn, "--workers", "2", "--timeout", "120", "demo_app.payments.app:app"]
     worker = [py, "-m", "celery", "-A", "demo_app.worker.app", "worker", "-B", "--pool=prefork"]
     worker += ["--concurrency=2", "--loglevel=INFO", f"--queues={queue_name()}"]
+    # Node name per namespace: two demos on one RabbitMQ would otherwise both be celery@HOST,
+    # and the second worker dies declaring the first one's exclusive pidbox queue.
+    worker += [f"--hostname={config.namespace()}@%h"]
     worker += [f"--schedule={config.state_dir() / 'celerybeat-schedule'}"]
     if config.broker_url() is None:  # the SQLite broker has no fanout for cluster chatter
         worker += ["--without-mingle", "--without-gossip", "--without-heartbeat"]
