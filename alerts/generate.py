@@ -146,10 +146,13 @@ class Generator:
             rules.append(
                 {
                     "record": self._ratio_record("availability", window),
+                    # "or all * 0": a service that never failed has no 5xx series at all,
+                    # and its ratio must read 0, not be missing.
                     "expr": (
-                        f"sum by ({SLI_LABELS}) (rate({REQUESTS}_count"
+                        f"(\n  sum by ({SLI_LABELS}) (rate({REQUESTS}_count"
                         f'{{{sel},http_response_status_code=~"5.."}}[{w}]))\n'
-                        f"/\nsum by ({SLI_LABELS}) (rate({REQUESTS}_count{{{sel}}}[{w}]))\n"
+                        f"  or\n  sum by ({SLI_LABELS}) (rate({REQUESTS}_count{{{sel}}}[{w}])) * 0\n)"
+                        f"\n/\nsum by ({SLI_LABELS}) (rate({REQUESTS}_count{{{sel}}}[{w}]))\n"
                     ),
                 }
             )
