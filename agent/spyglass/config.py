@@ -219,6 +219,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("stuck_worker_seconds", "SPYGLASS_STUCK_WORKER_SECONDS",
             "dump every thread's stack when requests run but none finished for this long; "
             "0 = off", 20.0, _parse_non_negative_float, metavar="SECONDS"),
+    Setting("celery_queue_poll_seconds", "SPYGLASS_CELERY_QUEUE_POLL_SECONDS",
+            "how often a Celery worker reads its queues' depth (celery_queue_length)", 10.0,
+            _parse_positive_float, metavar="SECONDS"),
     Setting("debug", "SPYGLASS_DEBUG", "log the agent's own debug messages to stderr", False,
             _parse_bool, is_flag=True),
 )
@@ -253,6 +256,7 @@ class Config:
     trace_url_template: str
     slow_request_seconds: float
     stuck_worker_seconds: float
+    celery_queue_poll_seconds: float
     debug: bool
     sdk_disabled: bool = False
     resource_attributes: Mapping[str, str] = dataclasses.field(default_factory=dict)

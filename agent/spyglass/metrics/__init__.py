@@ -188,6 +188,13 @@ def setup(config: Config) -> Instruments | None:
         instruments.start_time.labels().set(time.time())
 
     forksafe.register_after_in_child(_after_fork)
+    # Series a healthy agent never increments still exist, at 0: dashboards show a green 0
+    # rather than "No data", and rate() works from the first failure on.
+    for signal in ("traces", "logs"):
+        instruments.exported.labels(signal)
+        instruments.export_errors.labels(signal)
+        for reason in ("queue_full", "export_failed", "shutdown"):
+            instruments.dropped.labels(signal, reason)
     instruments.start_time.labels().set(_process_start_time())
     _instruments = instruments
     return instruments

@@ -15,3 +15,13 @@ log = logging.getLogger("apps.tasks")
 def add(x: int, y: int) -> int:
     log.warning("adding %s and %s", x, y)
     return x + y
+
+
+@app.task(name="celery_proj.slow")
+def slow(seconds: float) -> None:
+    """Holds the only pool slot a while, so the queue backs up; collects garbage too."""
+    import gc
+    import time
+
+    gc.collect()
+    time.sleep(seconds)
