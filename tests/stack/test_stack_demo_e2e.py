@@ -86,12 +86,7 @@ PER_SERVICE_EXEMPT: dict[tuple[str, str, str], str] = {
 }
 # Panels empty because of an agent bug, reported to its owners. Asserted still empty, so the
 # entry has to go once the bug is fixed.
-KNOWN_AGENT_BUGS: dict[tuple[str, str, str], str] = {
-    ("worker", RUNTIME, f"{panel} / A"):
-        "agent/spyglass/runtime.py buffers GC events and flushes them only after an HTTP "
-        "request (server.add_after_request) or at exit: a Celery worker never publishes them"
-    for panel in ("GC collections", "GC pause p99", "Time spent in GC")
-}
+KNOWN_AGENT_BUGS: dict[tuple[str, str, str], str] = {}
 
 
 # --- helpers ---------------------------------------------------------------------------------
