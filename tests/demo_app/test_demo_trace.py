@@ -168,10 +168,13 @@ def _assert_one_connected_trace(spans: list[Span], db_system: str, queue: str) -
         assert _task_span(spans, kind, task) is not None, f"no {kind} span of {task}:\n{picture}"
     # the payment is published by orders and consumed by the worker; the receipt task is
     # published by the worker from inside take_payment (a task started by a task)
-    assert _service(_task_span(spans, "PRODUCER", TAKE_PAYMENT)) == "orders"  # type: ignore[arg-type]
+    publish = _task_span(spans, "PRODUCER", TAKE_PAYMENT)
     consume = _task_span(spans, "CONSUMER", TAKE_PAYMENT)
-    assert consume is not None and _service(consume) == "worker"
-    assert by_id[consume.parent_span_id].kind == "PRODUCER", picture
+    assert publish is not None and _service(publish) == "orders", picture
+    assert consume is not None and _service(consume) == "worker", picture
+    assert consume.parent_span_id == publish.span_id, picture
+    send = _task_span(spans, "PRODUCER", SEND_RECEIPT)
+    assert send is not None and by_id[send.parent_span_id] is consume, picture
     # broker hops: every publish and consume names the demo's queue
     messaging = [s for s in spans if s.kind in ("PRODUCER", "CONSUMER")]
     assert len(messaging) == 4, picture
