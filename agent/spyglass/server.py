@@ -11,6 +11,7 @@ apps) gets ``unmatched``, so raw paths never become label values.
 from __future__ import annotations
 
 import contextvars
+import functools
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -41,7 +42,9 @@ _after_request: list[Callable[[], None]] = []
 
 def configure(console: bool) -> None:
     global _tracer, _console
-    _tracer = trace.get_tracer("spyglass.server")
+    from spyglass.tracing import SERVER_SCOPE
+
+    _tracer = trace.get_tracer(SERVER_SCOPE)
     if console:
         from spyglass.console import print_line
 
@@ -89,8 +92,9 @@ def current() -> RequestState | None:
 _PARAM = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 
 
+@functools.lru_cache(maxsize=4096)
 def template(route: str) -> str:
-    """``items/<int:id>/`` (Django, Flask) becomes ``/items/{id}/``."""
+    """``items/<int:id>/`` (Django, Flask) becomes ``/items/{id}/`` (cached: routes are few)."""
     route = _PARAM.sub(r"{\1}", route)
     if route.startswith("^"):
         route = route[1:]

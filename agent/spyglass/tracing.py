@@ -47,6 +47,8 @@ from spyglass.scrub import REDACTED, SENSITIVE_HEADERS, scrub_query, scrub_sql, 
 
 __all__ = ["PrivateIdGenerator", "setup"]
 
+#: The instrumentation scope of the server spans spyglass.server creates.
+SERVER_SCOPE = "spyglass.server"
 _URL_ATTRS = ("url.full", "http.url", "url.query", "http.target", "db.connection_string")
 _SQL_ATTRS = ("db.statement", "db.query.text")
 _HEADER_ATTR_PREFIXES = ("http.request.header.", "http.response.header.")
@@ -132,14 +134,14 @@ class ScrubProcessor(SpanProcessor):
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         attrs = span.attributes
-        if not attrs:
+        if not attrs or _ours(span):
             return
         for key, value in _scrubbed(attrs):
             span.set_attribute(key, value)
 
     def _on_ending(self, span: Span) -> None:
         attrs = getattr(span, "_attributes", None)
-        if not attrs:
+        if not attrs or _ours(span):
             return
         changes = _scrubbed(attrs)
         if not changes:
@@ -154,6 +156,12 @@ class ScrubProcessor(SpanProcessor):
             get_logger().debug("scrub on ending failed", exc_info=True)
         finally:
             attrs._immutable = True
+
+
+def _ours(span: Span) -> bool:
+    """Server spans made by spyglass.server are built scrubbed: skip the scan (hot path)."""
+    scope = span.instrumentation_scope
+    return scope is not None and scope.name == SERVER_SCOPE
 
 
 def _scrubbed(attrs: Any) -> list[tuple[str, str | tuple[str, ...]]]:
