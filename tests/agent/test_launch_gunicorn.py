@@ -96,10 +96,9 @@ def test_gunicorn_max_requests_churn_and_sigkill(
 ) -> None:
     """Recycled and killed workers: totals stay exact, the directory does not pile up.
 
-    Recycled workers must also have flushed every span and log line at exit. Known agent
-    bug this can expose under load: ``BatchWorker.flush`` returns at once when the queue is
-    empty even while the background thread is still sending a batch it already took, so
-    the exiting worker kills that send (seen: 56 of 60 server spans).
+    Recycled workers must also have flushed every span and log line at exit, including a
+    batch the export thread had already taken off the queue (``BatchWorker.flush`` waits for
+    it; before that fix, 56 of 60 server spans arrived).
     """
     port = free_port()
     launched = launch(
@@ -136,3 +135,26 @@ def test_gunicorn_max_requests_churn_and_sigkill(
         sent += len(more)
         wait_route_counts(launched.metrics_url, {(ITEM_ROUTE, "200"): sent})
         wait_until(compacted, timeout=10, message="killed worker's files compacted")
+
+
+def test_gunicorn_sighup_reload_keeps_serving_and_counting(
+    otlp_receiver: OTLPReceiver, loki_receiver: LokiReceiver
+) -> None:
+    """SIGHUP reaches gunicorn's arbiter (spyglass run execs, so it is the same pid) and
+    reloads: new workers replace the old ones, the app keeps answering, and the one /metrics
+    keeps the counts of the workers that were reloaded away."""
+    port = free_port()
+    launched = launch(_gunicorn(port, "-w", "2"), otlp_receiver, loki_receiver, app_port=port)
+    with launched.proc:
+        wait_until(lambda: len(_workers(launched)) == 2, timeout=20, message="2 workers")
+        before = set(_workers(launched))
+        first = list(range(7000, 7000 + N))
+        drive(launched.base, first)
+        wait_route_counts(launched.metrics_url, {(ITEM_ROUTE, "200"): N})
+        os.kill(launched.proc.pid, signal.SIGHUP)
+        wait_until(lambda: len(_workers(launched)) == 2 and not before & set(_workers(launched)),
+                   timeout=30, message="SIGHUP did not replace the workers")
+        second = list(range(8000, 8000 + N))
+        drive(launched.base, second)
+        wait_route_counts(launched.metrics_url, {(ITEM_ROUTE, "200"): 2 * N})
+        assert launched.proc.returncode is None
