@@ -59,6 +59,10 @@ def _side(frame: str) -> str | None:
 
 def _module(frame: str) -> str:
     path = frame.rsplit(":", 1)[0]
+    for marker in ("site-packages/", "lib/python3.11/", "agent/"):
+        if marker in path:
+            path = path.split(marker, 1)[1]
+            break
     return "/".join(path.replace("/__init__.py", "").split("/")[:3])
 
 
@@ -87,7 +91,14 @@ def classify(stack: str) -> tuple[str, str]:
         # Spyglass's logging tap calls the app's own handlers first: that part is bare work.
         return "app", "logging handlers (the app's own)"
     if idx is None:
-        return "agent", "(no Spyglass frame) > " + _module(decider)
+        return "agent", "(no Spyglass frame) > " + _module(decider) + ":" + \
+            decider.rsplit(":", 1)[1]
+    app_below = [j for j in range(idx + 1, len(frames)) if _side(frames[j]) == "app"]
+    if app_below:
+        # Agent code called by the app itself (a contrib instrumentation such as dbapi),
+        # not by Spyglass's wrapper further out: name the first agent frame the app called.
+        first = next((f for f in frames[app_below[-1] + 1:] if _side(f) == "agent"), decider)
+        return "agent", "app code > " + _module(first) + ":" + first.rsplit(":", 1)[1]
     label = frames[idx].split("spyglass/", 1)[1].replace(".py:", ".")
     if "spyglass/" not in decider and idx + 1 < len(frames):
         callee = frames[idx + 1]
