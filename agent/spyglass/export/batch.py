@@ -2,10 +2,11 @@
 
 The request path only appends to a ``deque``; it never blocks, never does I/O and never
 raises. When the queue is full the item is dropped and counted (``spyglass_dropped_total``
-with reason ``queue_full``). The worker sends a batch every ``interval`` seconds, or sooner
-when half a batch is waiting; a failed send drops the batch, counts it, and logs one warning
-per five minutes. The thread starts lazily on the first item and again after a fork, since
-threads do not survive a fork.
+with reason ``queue_full``). The worker sends full batches as soon as they are full, and what
+is left every ``interval`` seconds: never "whatever arrived while the last send ran", which under
+load degenerates into many tiny uploads whose fixed cost (encoding, HTTP, the GIL) dominates.
+A failed send drops the batch, counts it, and logs one warning per five minutes. The thread
+starts lazily on the first item and again after a fork, since threads do not survive a fork.
 
 Why our own and not the SDK's ``BatchSpanProcessor``: it exposes no drop counts, and the same
 loop serves the Loki exporter, which the SDK has no equivalent for.
@@ -37,13 +38,13 @@ class BatchWorker(Generic[T]):
     """Queue items from any thread; ``send`` batches of them from one daemon thread."""
 
     def __init__(self, signal: str, send: Callable[[Sequence[T]], bool], max_queue: int = 2048,
-                 max_batch: int = 512, interval: float = 1.0) -> None:
+                 max_batch: int = 512, interval: float = 2.0) -> None:
         self.signal = signal
         self._send = send
         self._max_queue = max_queue
         self._max_batch = max_batch
         self._interval = interval
-        self._wake_at = max(1, max_batch // 2)
+        self._wake_at = max(1, max_batch)
         self._init_state()
         forksafe.register_after_in_child(self._init_state)
 
@@ -78,15 +79,22 @@ class BatchWorker(Generic[T]):
         thread.start()
 
     def _run(self) -> None:
+        next_tick = time.monotonic() + self._interval
         while not self._stopped:
-            self._wake.wait(self._interval)
+            self._wake.wait(max(0.0, next_tick - time.monotonic()))
             self._wake.clear()
-            self._drain(deadline=None)
+            now = time.monotonic()
+            if now >= next_tick:
+                self._drain(deadline=None)
+                next_tick = now + self._interval
+            else:
+                self._drain(deadline=None, full_only=True)
 
-    def _drain(self, deadline: float | None) -> None:
+    def _drain(self, deadline: float | None, full_only: bool = False) -> None:
         with self._flush_lock:
             queue = self._queue
-            while queue:
+            least = self._max_batch if full_only else 1
+            while len(queue) >= least:
                 if deadline is not None and time.monotonic() > deadline:
                     return
                 batch: list[T] = []

@@ -103,7 +103,7 @@ class LokiPusher:
                             for level, values in streams.items()]}
 
     def send(self, batch: Sequence[Entry]) -> bool:
-        body = gzip.compress(json.dumps(self.payload(batch)).encode())
+        body = gzip.compress(json.dumps(self.payload(batch)).encode(), compresslevel=1)
         conn_cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
         conn = conn_cls(self._host, self._port, timeout=self._timeout)
         try:

@@ -9,7 +9,8 @@ directory and serves it. At every scrape it:
    their gauges are dropped. So the directory holds one set of files per *live* process plus
    two archives, however many workers churned (prometheus/client_python#275, #367: files pile
    up and scrapes slow down), and the totals stay exact, dead workers included.
-2. **merges** live files and archives with prometheus_client's own ``MultiProcessCollector``.
+2. **merges** live files and archives, summing exactly as prometheus_client's
+   ``MultiProcessCollector`` does (same file format), but with parsed keys kept across scrapes.
 3. **attaches exemplars**: workers send the trace id of a sampled request per histogram bucket
    over a Unix datagram socket (lossy by design: an exemplar is a sample, and a full socket must
    never block a request), and the owner keeps the latest per bucket.
@@ -30,8 +31,8 @@ from collections.abc import Iterable, Iterator
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.mmap_dict import MmapedDict, mmap_key
-from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.samples import Exemplar, Sample
+from prometheus_client.utils import floatToGoString
 
 from spyglass._log import get_logger
 
@@ -40,6 +41,7 @@ __all__ = ["DirectoryCollector", "ExemplarClient", "ExemplarStore", "live_pids"]
 _ARCHIVABLE = ("counter", "histogram")
 _MAX_EXEMPLARS = 20_000
 _SOCKET_NAME = "exemplars.sock"
+_MAX_CACHED_KEYS = 500_000
 
 
 def _pid_of(path: str) -> int | None:
@@ -141,6 +143,7 @@ class DirectoryCollector:
         self._extra = list(extra)
         self._proc = proc_root
         self._lock = threading.Lock()
+        self._keys: dict[str, _Key] = {}
         self._clock_ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
         self._page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
@@ -152,13 +155,52 @@ class DirectoryCollector:
                 get_logger().warning("metrics compaction failed; retrying at the next scrape",
                                      exc_info=True)
             files = glob.glob(os.path.join(self._dir, "*.db"))
-            metrics = list(MultiProcessCollector.merge(files, accumulate=True))
+            metrics = self._merge(files, accumulate=True)
         for metric in metrics:
             if metric.type == "histogram" and self._exemplars is not None:
                 metric.samples = [self._with_exemplar(s) for s in metric.samples]
             yield metric
         yield from self._process_metrics()
         yield from self._extra
+
+    def _merge(self, files: list[str], accumulate: bool) -> list[Metric]:
+        """Sum the files the way prometheus_client's ``MultiProcessCollector.merge`` does.
+
+        Same file format and the same results, but each key's JSON is parsed once and kept
+        across scrapes (with the ``le`` label already split off), and values are summed in
+        plain dicts: the stock merge parses ~40,000 keys per scrape with 4 workers and 500
+        routes and spent most of a 500 ms scrape doing so. A file that vanished between the
+        glob and the read (a dead process's gauges) is skipped instead of failing the scrape.
+        """
+        keys = self._keys
+        if len(keys) > _MAX_CACHED_KEYS:
+            keys.clear()
+        acc: dict[str, _Acc] = {}
+        for path in files:
+            parts = os.path.basename(path).split("_")
+            kind = parts[0]
+            mode = parts[1] if kind == "gauge" else ""
+            pid = parts[-1][:-3]
+            try:
+                values = list(MmapedDict.read_all_values_from_file(path))
+            except FileNotFoundError:
+                continue
+            for key, value, timestamp, _ in values:
+                parsed = keys.get(key)
+                if parsed is None:
+                    parsed = keys[key] = _parse_key(key)
+                metric_name, name, labels, le, help_text = parsed
+                a = acc.get(metric_name)
+                if a is None:
+                    a = acc[metric_name] = _Acc(kind, help_text, mode)
+                if le is not None:
+                    per_le = a.buckets.setdefault(labels, {})
+                    per_le[le] = per_le.get(le, 0.0) + value
+                elif kind == "gauge":
+                    a.gauge(name, labels, pid, value, timestamp)
+                else:
+                    a.samples[(name, labels)] = a.samples.get((name, labels), 0.0) + value
+        return [a.metric(name, accumulate) for name, a in acc.items()]
 
     def _with_exemplar(self, sample: Sample) -> Sample:
         if not sample.name.endswith("_bucket") or self._exemplars is None:
@@ -167,26 +209,33 @@ class DirectoryCollector:
         return sample._replace(exemplar=ex) if ex is not None else sample
 
     def compact(self) -> list[int]:
-        """Fold the files of exited processes into the archives; return their pids."""
+        """Fold the files of exited processes into the archives; return their pids.
+
+        All the dead files of one kind are merged with the archive in one pass, so a scrape
+        after many restarts costs one rewrite per kind, not one per dead process.
+        """
         by_pid: dict[int, list[str]] = {}
         for path in glob.glob(os.path.join(self._dir, "*.db")):
             pid = _pid_of(path)
             if pid is not None:
                 by_pid.setdefault(pid, []).append(path)
         dead = [pid for pid in by_pid if not _alive(pid)]
+        to_fold: dict[str, list[str]] = {}
         for pid in dead:
             for path in by_pid[pid]:
                 kind = os.path.basename(path).split("_", 1)[0]
                 if kind in _ARCHIVABLE:
-                    self._fold(kind, path)
+                    to_fold.setdefault(kind, []).append(path)
                 else:
                     os.unlink(path)
+        for kind, paths in to_fold.items():
+            self._fold(kind, paths)
         return dead
 
-    def _fold(self, kind: str, path: str) -> None:
+    def _fold(self, kind: str, paths: list[str]) -> None:
         archive = os.path.join(self._dir, f"{kind}_archive.db")
-        sources = [path] + ([archive] if os.path.exists(archive) else [])
-        merged = MultiProcessCollector.merge(sources, accumulate=False)
+        sources = paths + ([archive] if os.path.exists(archive) else [])
+        merged = self._merge(sources, accumulate=False)
         tmp = archive + ".tmp"
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -200,7 +249,8 @@ class DirectoryCollector:
         finally:
             out.close()
         os.replace(tmp, archive)
-        os.unlink(path)
+        for path in paths:
+            os.unlink(path)
 
     def _process_metrics(self) -> Iterator[Metric]:
         cpu = _Family("process_cpu_seconds_total", "CPU seconds (user + system) per process",
@@ -226,6 +276,74 @@ class DirectoryCollector:
         for fam in (cpu, rss, fds, threads):
             if fam.metric.samples:
                 yield fam.metric
+
+
+_Key = tuple[str, str, tuple[tuple[str, str], ...], float | None, str]
+
+
+def _parse_key(key: str) -> _Key:
+    metric_name, name, labels, help_text = json.loads(key)
+    le = labels.pop("le", None) if name.endswith("_bucket") else None
+    return (metric_name, name, tuple(sorted(labels.items())),
+            float(le) if le is not None else None, help_text)
+
+
+_LE_TEXT: dict[float, str] = {}
+
+
+def _le_text(le: float) -> str:
+    text = _LE_TEXT.get(le)
+    if text is None:
+        text = _LE_TEXT[le] = floatToGoString(le)
+    return text
+
+
+class _Acc:
+    """One metric's sums across files, in plain dicts."""
+
+    __slots__ = ("buckets", "help", "kind", "mode", "samples", "stamps")
+
+    def __init__(self, kind: str, help_text: str, mode: str) -> None:
+        self.kind = kind
+        self.help = help_text
+        self.mode = mode
+        self.samples: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+        self.buckets: dict[tuple[tuple[str, str], ...], dict[float, float]] = {}
+        self.stamps: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+
+    def gauge(self, name: str, labels: tuple[tuple[str, str], ...], pid: str, value: float,
+              timestamp: float) -> None:
+        mode = self.mode.removeprefix("live")
+        if mode == "all":
+            self.samples[(name, (*labels, ("pid", pid)))] = value
+            return
+        key = (name, labels)
+        current = self.samples.get(key)
+        if mode == "sum":
+            self.samples[key] = (current or 0.0) + value
+        elif mode == "max":
+            self.samples[key] = value if current is None else max(current, value)
+        elif mode == "min":
+            self.samples[key] = value if current is None else min(current, value)
+        elif mode == "mostrecent" and (current is None
+                                       or timestamp > self.stamps.get(key, 0.0)):
+            self.samples[key] = value
+            self.stamps[key] = timestamp
+
+    def metric(self, name: str, accumulate: bool) -> Metric:
+        metric = Metric(name, self.help, self.kind)
+        add = metric.samples.append
+        for (sample_name, labels), value in self.samples.items():
+            add(Sample(sample_name, dict(labels), value))
+        for labels, per_le in self.buckets.items():
+            total = 0.0
+            for le in sorted(per_le):
+                total += per_le[le]
+                add(Sample(name + "_bucket", {**dict(labels), "le": _le_text(le)},
+                           total if accumulate else per_le[le]))
+            if accumulate:
+                add(Sample(name + "_count", dict(labels), total))
+        return metric
 
 
 class _Family:

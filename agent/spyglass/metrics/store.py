@@ -3,8 +3,8 @@
 Why files: a prefork server's workers are separate processes, and Prometheus must see one
 ``/metrics`` per app instance whose totals include every worker, also workers that crashed or
 were recycled. Each process writes its own values into ``<kind>_<pid>.db`` files in the app
-instance's metrics directory, in prometheus_client's multiprocess file format (so we reuse its
-battle-tested reader, :class:`prometheus_client.multiprocess.MultiProcessCollector`). A write is
+instance's metrics directory, in prometheus_client's multiprocess file format (a proven format,
+and :class:`prometheus_client.multiprocess.MultiProcessCollector` can read it too). A write is
 a 16-byte store into shared memory, so it survives a SIGKILL of the worker the instant after.
 
 Why not prometheus_client's own multiprocess mode: it is switched on by a process-wide variable
