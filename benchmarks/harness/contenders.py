@@ -11,6 +11,8 @@
 - ``spyglass``: ``spyglass run`` from the project env, traces always_on to OTLP/HTTP, logs to
   the Loki push API, metrics served on a side port that the runner scrapes every 5 s
   (like a Prometheus scrape), so the scrape's cost lands in the measured process tree.
+- ``spyglass-noprof`` (opt-in with ``--contenders``): the same with the slow-request and
+  stuck-worker watchdog switched off, to show what idle profiling costs (issue 6).
 
 Framework and server versions are the same in all three environments (setup_venvs.sh pins
 them to the project env's), so only the agent differs.
@@ -98,13 +100,15 @@ def launch(contender: str, app: str, port: int, sink_url: str, statsd_port: int,
         })
         return Launch([str(DD_BIN / "ddtrace-run"),
                        *server_argv(app, DD_BIN, port, module, workers, extra)], env)
-    if contender == "spyglass":
+    if contender in ("spyglass", "spyglass-noprof"):
         env = base_env({
             **app_env,
             "OTEL_EXPORTER_OTLP_ENDPOINT": sink_url,
             "OTEL_TRACES_SAMPLER": "always_on",
             "SPYGLASS_LOKI_URL": sink_url,
         })
+        if contender == "spyglass-noprof":
+            env.update(SPYGLASS_SLOW_REQUEST_SECONDS="0", SPYGLASS_STUCK_WORKER_SECONDS="0")
         argv = [sys.executable, "-m", "spyglass", "run", "--service-name", f"bench-{app}",
                 "--environment", "bench", "--metrics-port", str(metrics_port), "--",
                 *server_argv(app, PROJECT_BIN, port, module, workers, extra)]
