@@ -195,12 +195,12 @@ def finish(state: RequestState, exc: BaseException | None = None) -> None:
         if status == 404:
             route = UNMATCHED
         span = state.span
-        trace_id = span_id = None
+        trace_id = span_id = 0
         if span is not None:
             span.update_name(f"{state.method} {route}" if route != UNMATCHED else state.method)
-            if state.route and status != 404:
-                span.set_attribute("http.route", route)
-            if status:
+            if route != UNMATCHED and status:
+                span.set_attributes({"http.route": route, "http.response.status_code": status})
+            elif status:
                 span.set_attribute("http.response.status_code", status)
             if exc is not None and not isinstance(exc, GeneratorExit):
                 span.record_exception(exc)
@@ -213,13 +213,13 @@ def finish(state: RequestState, exc: BaseException | None = None) -> None:
                 span.set_status(Status(StatusCode.ERROR))
             ctx = span.get_span_context()
             if ctx.trace_flags.sampled:
-                trace_id, span_id = format(ctx.trace_id, "032x"), format(ctx.span_id, "016x")
+                trace_id, span_id = ctx.trace_id, ctx.span_id
             span.end()
         inst = _metrics.get()
         if inst is not None:
             inst.http_server_active.labels().dec()
             inst.http_server_duration.labels(state.method, route, str(status)).observe(
-                duration, trace_id, span_id or "")
+                duration, trace_id, span_id)
         for after in _after_request:
             after()
         if _console is not None:

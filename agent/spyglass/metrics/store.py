@@ -149,7 +149,9 @@ class HistogramChild(_Child):
         self._labels = dict(zip(family.labelnames, labelvalues, strict=True))
         self._last_exemplar = [0.0] * (len(bounds) + 1)
 
-    def observe(self, value: float, trace_id: str | None = None, span_id: str = "") -> None:
+    def observe(self, value: float, trace_id: int = 0, span_id: int = 0) -> None:
+        """Count ``value``; a non-zero ``trace_id`` (an int, formatted only if it is used)
+        makes it a candidate exemplar for its bucket."""
         index = bisect.bisect_left(self._bounds, value)
         store = self._family.store
         with store.lock:
@@ -159,10 +161,10 @@ class HistogramChild(_Child):
             values[-1] += value
             f.write_value(self._keys[index], values[index], 0.0)
             f.write_value(self._keys[-1], values[-1], 0.0)
-        if trace_id is not None:
+        if trace_id:
             self._exemplar(index, value, trace_id, span_id)
 
-    def _exemplar(self, index: int, value: float, trace_id: str, span_id: str) -> None:
+    def _exemplar(self, index: int, value: float, trace_id: int, span_id: int) -> None:
         # One exemplar per bucket and second is plenty for "show me a trace for this spike".
         now = time.monotonic()
         if now - self._last_exemplar[index] < 1.0:
@@ -171,7 +173,8 @@ class HistogramChild(_Child):
         sink = self._family.store.exemplars
         if sink is not None:
             le = "+Inf" if index == len(self._bounds) else floatToGoString(self._bounds[index])
-            sink.offer(self._family.name, self._labels, le, value, trace_id, span_id)
+            sink.offer(self._family.name, self._labels, le, value, format(trace_id, "032x"),
+                       format(span_id, "016x"))
 
 
 class Family:

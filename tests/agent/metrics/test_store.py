@@ -131,11 +131,11 @@ def test_exemplars_travel_from_workers_to_the_owner(tmp_path):
     store = ProcessStore(str(tmp_path))
     store.exemplars = exemplars
     hist = Histogram(store, "demo_latency_seconds", "x", ["route"], buckets=(0.1, 1.0))
-    hist.labels("/own").observe(0.05, "a" * 32, "b" * 16)
+    hist.labels("/own").observe(0.05, int("a" * 32, 16), int("b" * 16, 16))
 
     def child() -> None:
         store.exemplars = ExemplarClient(str(tmp_path))
-        hist.labels("/child").observe(0.5, "c" * 32, "d" * 16)
+        hist.labels("/child").observe(0.5, int("c" * 32, 16), int("d" * 16, 16))
 
     _in_child(child)
     registry = _registry(str(tmp_path), exemplars)
