@@ -151,8 +151,9 @@ class Generator:
                     "expr": (
                         f"(\n  sum by ({SLI_LABELS}) (rate({REQUESTS}_count"
                         f'{{{sel},http_response_status_code=~"5.."}}[{w}]))\n'
-                        f"  or\n  sum by ({SLI_LABELS}) (rate({REQUESTS}_count{{{sel}}}[{w}])) * 0\n)"
-                        f"\n/\nsum by ({SLI_LABELS}) (rate({REQUESTS}_count{{{sel}}}[{w}]))\n"
+                        f"  or\n  sum by ({SLI_LABELS}) (rate({REQUESTS}_count{{{sel}}}[{w}]))"
+                        f" * 0\n)\n/\n"
+                        f"sum by ({SLI_LABELS}) (rate({REQUESTS}_count{{{sel}}}[{w}]))\n"
                     ),
                 }
             )

@@ -35,7 +35,7 @@ def wait_until(
             last_exc = None
             if last:
                 return last
-        except Exception as exc:  # the condition may legitimately fail until ready
+        except Exception as exc:  # noqa: BLE001 - the condition may fail until ready
             last_exc = exc
         if time.monotonic() >= deadline:
             if last_exc is not None:
