@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from tests.demo_app.harness import (
-    AMQP_URL,
-    PG_URL,
-    REDIS_URL,
     Demo,
     demo_env,
+    real_backends,
     real_servers_available,
     start_demo,
     stop_demo,
@@ -30,32 +27,8 @@ def real_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str
     """A demo environment on the real PostgreSQL, Redis and RabbitMQ, cleaned up afterwards."""
     if not real_servers_available():
         pytest.skip("PostgreSQL, Redis or RabbitMQ is not listening on loopback")
-    import psycopg
-    import redis
-    from kombu import Connection
-
-    env = demo_env(tmp_path_factory.mktemp("demo-real"))
-    schema = f"demo_{env['DEMO_NAMESPACE']}"
-    env.update(
-        DATABASE_URL=PG_URL,
-        DEMO_DB_SCHEMA=schema,
-        REDIS_URL=REDIS_URL,
-        CELERY_BROKER_URL=AMQP_URL,
-    )
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    try:
+    with real_backends(demo_env(tmp_path_factory.mktemp("demo-real"))) as env:
         yield env
-    finally:
-        with psycopg.connect(PG_URL, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        client = redis.Redis.from_url(REDIS_URL)
-        keys = list(client.scan_iter(f"{env['DEMO_NAMESPACE']}:*"))
-        if keys:
-            client.delete(*keys)
-        client.close()
-        with Connection(AMQP_URL) as conn, contextlib.suppress(Exception):
-            conn.default_channel.queue_delete(f"{env['DEMO_NAMESPACE']}.tasks")
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -97,6 +98,36 @@ class Demo:
         """Switch a fault through the CLI and check that it worked."""
         done = self.cli("fault", service, name, state, *options)
         assert done.returncode == 0, done.stdout + done.stderr
+
+
+@contextlib.contextmanager
+def real_backends(env: dict[str, str | None]) -> Iterator[dict[str, str | None]]:
+    """``env`` on the real servers, with its own schema, key prefix and queue, removed after."""
+    import psycopg
+    import redis
+    from kombu import Connection
+
+    schema = f"demo_{env['DEMO_NAMESPACE']}"
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield {
+            **env,
+            "DATABASE_URL": PG_URL,
+            "DEMO_DB_SCHEMA": schema,
+            "REDIS_URL": REDIS_URL,
+            "CELERY_BROKER_URL": AMQP_URL,
+        }
+    finally:
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        client = redis.Redis.from_url(REDIS_URL)
+        keys = list(client.scan_iter(f"{env['DEMO_NAMESPACE']}:*"))
+        if keys:
+            client.delete(*keys)
+        client.close()
+        with Connection(AMQP_URL) as conn, contextlib.suppress(Exception):
+            conn.default_channel.queue_delete(f"{env['DEMO_NAMESPACE']}.tasks")
 
 
 def start_demo(env: dict[str, str | None], *args: str) -> Demo:

@@ -12,16 +12,14 @@ still go through Celery's publish and consume path.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 from tests.demo_app.harness import (
-    AMQP_URL,
-    PG_URL,
-    REDIS_URL,
     demo_env,
+    real_backends,
     real_servers_available,
     start_demo,
     stop_demo,
@@ -34,36 +32,6 @@ pytestmark = pytest.mark.slow
 
 TAKE_PAYMENT = "demo_app.take_payment"
 SEND_RECEIPT = "demo_app.send_receipt"
-
-
-@contextlib.contextmanager
-def _real_backends(env: dict[str, str | None]) -> Iterator[dict[str, str | None]]:
-    """``env`` on the real servers, with its own schema, key prefix and queue, removed after."""
-    import psycopg
-    import redis
-    from kombu import Connection
-
-    schema = f"demo_{env['DEMO_NAMESPACE']}"
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield {
-            **env,
-            "DATABASE_URL": PG_URL,
-            "DEMO_DB_SCHEMA": schema,
-            "REDIS_URL": REDIS_URL,
-            "CELERY_BROKER_URL": AMQP_URL,
-        }
-    finally:
-        with psycopg.connect(PG_URL, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        client = redis.Redis.from_url(REDIS_URL)
-        keys = list(client.scan_iter(f"{env['DEMO_NAMESPACE']}:*"))
-        if keys:
-            client.delete(*keys)
-        client.close()
-        with Connection(AMQP_URL) as conn, contextlib.suppress(Exception):
-            conn.default_channel.queue_delete(f"{env['DEMO_NAMESPACE']}.tasks")
 
 
 def _under_agent(
@@ -212,7 +180,7 @@ def test_checkout_is_one_trace_on_the_real_servers(
 ) -> None:
     if not real_servers_available():
         pytest.skip("PostgreSQL, Redis or RabbitMQ is not listening on loopback")
-    with _real_backends(demo_env(tmp_path / "state")) as env:
+    with real_backends(demo_env(tmp_path / "state")) as env:
 
         def check(spans: list[Span]) -> None:
             _assert_one_connected_trace(spans, "postgresql", f"{env['DEMO_NAMESPACE']}.tasks")

@@ -6,7 +6,9 @@ and the mapping between compose bind mounts and host paths.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,3 +51,21 @@ def to_host(path: str, mounts: dict[str, Path]) -> str:
         if path == target or path.startswith(target.rstrip("/") + "/"):
             return str(mounts[target]) + path[len(target.rstrip("/")):]
     raise AssertionError(f"{path} is not under any bind mount {sorted(mounts)}")
+
+
+@contextlib.contextmanager
+def running_prometheus(config: Path, data_dir: Path, port: int) -> Iterator[str]:
+    """The real Prometheus on loopback with the flags the end-to-end tests need: alerts
+    resent every second, exemplar storage on. Yields its base URL; prints its output on exit
+    (pytest shows it only when the test failed)."""
+    from tests.support.procs import AppProcess
+
+    argv = [require_tool("prometheus"), f"--config.file={config}",
+            f"--storage.tsdb.path={data_dir}", f"--web.listen-address=127.0.0.1:{port}",
+            "--rules.alert.resend-delay=1s", "--enable-feature=exemplar-storage"]
+    with AppProcess(argv) as proc:
+        proc.wait_http(f"http://127.0.0.1:{port}/-/ready", timeout=30, status=200)
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            print(f"prometheus:\n{proc.describe()}")

@@ -24,7 +24,7 @@ from tests.support._server import LoopbackHTTPServer, read_body
 from tests.support.procs import AppProcess
 from tests.support.waiting import free_port, wait_until
 
-from . import ALERTMANAGER_BIN, ALERTS, require_tool
+from . import ALERTMANAGER_BIN, ALERTS, require_tool, running_prometheus
 
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10)
 ALERT = "AvailabilityBudgetBurnFast"
@@ -171,16 +171,8 @@ def prometheus(
         config["scrape_configs"] = [job]
 
     config = prometheus_config_copy(edit)
-    argv = [require_tool("prometheus"), f"--config.file={config}",
-            f"--storage.tsdb.path={tmp_path / 'prometheus-data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--rules.alert.resend-delay=1s", "--enable-feature=exemplar-storage"]
-    with AppProcess(argv) as proc:
-        proc.wait_http(f"http://127.0.0.1:{port}/-/ready", timeout=30, status=200)
-        try:
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            print(f"prometheus:\n{proc.describe()}")  # shown by pytest only on failure
+    with running_prometheus(config, tmp_path / "prometheus-data", port) as url:
+        yield url
 
 
 def query(prometheus: str, expr: str) -> list[dict[str, Any]]:

@@ -37,10 +37,9 @@ import pytest
 from tests.demo_app.harness import Demo, demo_env, start_demo, stop_demo
 from tests.support.loki import LokiReceiver
 from tests.support.otlp import OTLPReceiver, Span
-from tests.support.procs import AppProcess
 from tests.support.waiting import free_port, wait_until
 
-from . import ALERTS, load_yaml, require_tool
+from . import ALERTS, load_yaml, running_prometheus
 from .test_alerts_e2e import (  # noqa: F401  (alertmanager, sink: fixtures reused as they are)
     ALERT,
     NotificationSink,
@@ -238,16 +237,8 @@ def prometheus(
             static["targets"] = [targets[job["job_name"]]]
 
     config = prometheus_config_copy(edit)
-    argv = [require_tool("prometheus"), f"--config.file={config}",
-            f"--storage.tsdb.path={tmp_path / 'prometheus-data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--rules.alert.resend-delay=1s", "--enable-feature=exemplar-storage"]
-    with AppProcess(argv) as proc:
-        proc.wait_http(f"http://127.0.0.1:{port}/-/ready", timeout=30, status=200)
-        try:
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            print(f"prometheus:\n{proc.describe()}")  # shown by pytest only on failure
+    with running_prometheus(config, tmp_path / "prometheus-data", port) as url:
+        yield url
 
 
 # --- phases ----------------------------------------------------------------------------------
