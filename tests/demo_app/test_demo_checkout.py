@@ -50,9 +50,16 @@ def test_checkout_creates_the_order_and_the_worker_pays_it(real_shop: Demo) -> N
         message="the worker never paid the order and sent the receipt",
     )
     assert payment_id.startswith("pay_") and total == order["total_cents"]
-    worker_log = real_shop.log("worker")
+    # The task logs its line just after orders records the receipt: poll, don't read once.
+    receipt = f"receipt for order {order['id']} sent"
+
+    def logged() -> str | None:
+        text = real_shop.log("worker")
+        return text if receipt in text else None
+
+    worker_log = wait_until(logged, timeout=10, message="the worker never logged the receipt")
     assert f"order {order['id']} paid with {payment_id}" in worker_log
-    assert f"receipt for order {order['id']} sent" in worker_log
+    assert receipt in worker_log
     assert f"order {order['id']} charged" in real_shop.log("payments")
 
 
