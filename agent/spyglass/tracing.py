@@ -8,7 +8,8 @@ Span processors, in order:
    ``http_client_request_duration_seconds`` and ``db_client_operation_duration_seconds``: one
    place for every HTTP and DB library, whichever instrumentation made the span.
 3. :class:`ExportProcessor` queues sampled spans on a :class:`~spyglass.export.batch.BatchWorker`
-   that sends OTLP/HTTP protobuf.
+   that sends OTLP/HTTP protobuf, encoded by :mod:`spyglass.export.otlp` and posted over one
+   kept-open connection (:mod:`spyglass.export.http`).
 
 Sampling decides what is *exported*, not what is *measured*: a trace the ratio sampler drops is
 still recorded (``RECORD_ONLY``), so dependency metrics stay exact at any sampling rate, like the
@@ -43,6 +44,8 @@ from spyglass import metrics as _metrics
 from spyglass._log import get_logger
 from spyglass.config import Config
 from spyglass.export.batch import BatchWorker
+from spyglass.export.http import Poster, otlp_poster
+from spyglass.export.otlp import CONTENT_TYPE, encode_spans
 from spyglass.scrub import REDACTED, SENSITIVE_HEADERS, scrub_query, scrub_sql, scrub_url
 
 __all__ = ["PrivateIdGenerator", "setup"]
@@ -283,21 +286,24 @@ def _make_sender(config: Config):
     return send
 
 
-_exporter: list[object] = []
+_poster: list[Poster] = []
 
 
 def _send(config: Config, batch: Sequence[ReadableSpan]) -> bool:
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    from opentelemetry.instrumentation.utils import suppress_instrumentation
-    from opentelemetry.sdk.trace.export import SpanExportResult
+    """Encode and POST one batch (export thread); raises if it did not land."""
+    from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, detach, set_value
 
-    # Built on first use, in the export thread: keeps its imports off the app's startup.
-    if not _exporter:
-        _exporter.append(OTLPSpanExporter(endpoint=config.traces_url,
-                                          timeout=config.export_timeout))
-    exporter: OTLPSpanExporter = _exporter[0]  # type: ignore[assignment]
-    with suppress_instrumentation():
-        return exporter.export(batch) is SpanExportResult.SUCCESS
+    if not _poster:
+        _poster.append(otlp_poster(config.traces_url, config.export_timeout, "TRACES"))
+    body = encode_spans(batch)
+    # Our own upload must never become a span (http.client is not instrumented by us, but an
+    # app may instrument it): the same suppression key contrib instrumentations honour.
+    token = attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
+    try:
+        _poster[0].post(body, CONTENT_TYPE)
+    finally:
+        detach(token)
+    return True
 
 
 def setup(config: Config) -> TracerProvider:
@@ -314,20 +320,9 @@ def setup(config: Config) -> TracerProvider:
     if config.traces:
         _worker = BatchWorker("traces", _make_sender(config), max_queue=config.max_queue_size)
         provider.add_span_processor(ExportProcessor(_worker))
-        forksafe.register_before_fork(_import_exporter)
     trace.set_tracer_provider(provider)
     atexit.register(flush, 3.0)
     return provider
-
-
-def _import_exporter() -> None:
-    """Before a process forks workers, import the OTLP exporter once, in the parent.
-
-    It is imported lazily (off the startup path of a single-process app), but a prefork server
-    would otherwise pay the import in every worker it forks, and a recycled worker's exit would
-    wait for it: gunicorn --max-requests churned 4.6x slower.
-    """
-    import opentelemetry.exporter.otlp.proto.http.trace_exporter  # noqa: F401
 
 
 def flush(timeout: float = 3.0) -> None:

@@ -13,8 +13,6 @@ unchanged).
 
 from __future__ import annotations
 
-import gzip
-import http.client
 import json
 import logging
 import sys
@@ -22,12 +20,12 @@ import threading
 import time
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import urlsplit
 
 from opentelemetry import trace
 
 from spyglass.config import Config
 from spyglass.export.batch import BatchWorker
+from spyglass.export.http import Poster
 from spyglass.logs import tap
 
 __all__ = ["LokiPusher", "install"]
@@ -63,13 +61,10 @@ class LokiPusher:
 
     def __init__(self, config: Config) -> None:
         self._labels = {"service_name": config.service_name, "environment": config.environment}
-        parts = urlsplit(config.loki_push_url)
-        self._https = parts.scheme == "https"
-        self._host = parts.hostname or "localhost"
-        self._port = parts.port or (443 if self._https else 80)
-        self._path = parts.path or "/loki/api/v1/push"
-        self._timeout = config.export_timeout
-        self._headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+        # Kept open between pushes; gzip level 1 (about 5x smaller JSON for a fraction of
+        # level 9's CPU, which is the app's CPU).
+        self._poster = Poster(config.loki_push_url, config.export_timeout,
+                              headers={"User-Agent": "spyglass"}, compression="gzip")
         self.worker: BatchWorker[Entry] = BatchWorker("logs", self.send,
                                                       max_queue=config.max_queue_size)
 
@@ -103,18 +98,8 @@ class LokiPusher:
                             for level, values in streams.items()]}
 
     def send(self, batch: Sequence[Entry]) -> bool:
-        body = gzip.compress(json.dumps(self.payload(batch)).encode(), compresslevel=1)
-        conn_cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
-        conn = conn_cls(self._host, self._port, timeout=self._timeout)
-        try:
-            conn.request("POST", self._path, body=body, headers=self._headers)
-            response = conn.getresponse()
-            response.read(4096)
-            if response.status >= 300:
-                raise RuntimeError(f"Loki answered HTTP {response.status}")
-            return True
-        finally:
-            conn.close()
+        self._poster.post(json.dumps(self.payload(batch)).encode(), "application/json")
+        return True
 
 
 _pusher: LokiPusher | None = None
