@@ -26,6 +26,7 @@ from spyglass import forksafe
 from spyglass import metrics as _metrics
 from spyglass._log import get_logger
 from spyglass.scrub import scrub_query
+from spyglass.spans import LightTracer
 
 __all__ = ["UNMATCHED", "RequestState", "current", "set_route", "template"]
 
@@ -35,16 +36,16 @@ _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "
 _MAX_ATTR = 1024
 _current: contextvars.ContextVar[RequestState | None] = contextvars.ContextVar(
     "spyglass_request", default=None)
-_tracer: trace.Tracer | None = None
+_tracer: LightTracer | None = None
 _console: Callable[[RequestState], None] | None = None
 _after_request: list[Callable[[], None]] = []
 
 
 def configure(console: bool) -> None:
     global _tracer, _console
-    from spyglass.tracing import SERVER_SCOPE
+    from spyglass import tracing
 
-    _tracer = trace.get_tracer(SERVER_SCOPE)
+    _tracer = tracing.light_tracer()
     if console:
         from spyglass.console import print_line
 
@@ -155,8 +156,7 @@ def begin(method: str, path: str, query: str, scheme: str, host: str, user_agent
                 attributes["user_agent.original"] = _clip(user_agent)
             if client:
                 attributes["client.address"] = _clip(client)
-            span = _tracer.start_span(method, context=parent, kind=SpanKind.SERVER,
-                                      attributes=attributes)
+            span = _tracer.start_span(method, parent, SpanKind.SERVER, attributes)
             state.span = span
             state.token = otel_context.attach(trace.set_span_in_context(span, parent))
         if _request_watch is not None:

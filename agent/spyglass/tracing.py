@@ -47,6 +47,7 @@ from spyglass.export.batch import BatchWorker
 from spyglass.export.http import Poster, otlp_poster
 from spyglass.export.otlp import CONTENT_TYPE, encode_spans
 from spyglass.scrub import REDACTED, SENSITIVE_HEADERS, scrub_query, scrub_sql, scrub_url
+from spyglass.spans import LightSpan, LightTracer
 
 __all__ = ["PrivateIdGenerator", "setup"]
 
@@ -306,9 +307,22 @@ def _send(config: Config, batch: Sequence[ReadableSpan]) -> bool:
     return True
 
 
+_light: LightTracer | None = None
+
+
+def light_tracer() -> LightTracer | None:
+    """The tracer of spyglass.server's request spans (None until ``setup`` ran)."""
+    return _light
+
+
+def _light_span_ended(span: LightSpan) -> None:
+    if _worker is not None and span.context.trace_flags.sampled:
+        _worker.put(span)  # type: ignore[arg-type]
+
+
 def setup(config: Config) -> TracerProvider:
     """Install the global tracer provider (once per process tree; forks inherit it)."""
-    global _worker
+    global _worker, _light
     provider = TracerProvider(
         sampler=make_sampler(config.sampler, config.sampler_arg),
         resource=_resource(config),
@@ -321,6 +335,7 @@ def setup(config: Config) -> TracerProvider:
         _worker = BatchWorker("traces", _make_sender(config), max_queue=config.max_queue_size)
         provider.add_span_processor(ExportProcessor(_worker))
     trace.set_tracer_provider(provider)
+    _light = LightTracer(provider, SERVER_SCOPE, __version__, _light_span_ended)
     atexit.register(flush, 3.0)
     return provider
 

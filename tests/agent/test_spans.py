@@ -1,0 +1,76 @@
+"""Light server spans behave like SDK spans where the API says how (status, events, end)."""
+
+from __future__ import annotations
+
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+    set_span_in_context,
+)
+
+from spyglass.spans import LightSpan, LightTracer
+
+
+def _tracer(sampler=ALWAYS_ON) -> tuple[LightTracer, list[LightSpan], TracerProvider]:
+    ended: list[LightSpan] = []
+    provider = TracerProvider(sampler=sampler)
+    return LightTracer(provider, "spyglass.server", "1", ended.append), ended, provider
+
+
+def test_root_span_is_sampled_and_ended_once() -> None:
+    tracer, ended, _ = _tracer()
+    span = tracer.start_span("GET", None, SpanKind.SERVER, {"http.request.method": "GET"})
+    ctx = span.get_span_context()
+    assert ctx.is_valid and ctx.trace_flags.sampled and span.parent is None
+    span.set_attribute("http.route", "/x")
+    span.update_name("GET /x")
+    span.end()
+    span.end()
+    span.set_attribute("late", 1)
+    span.update_name("late")
+    assert ended == [span]
+    assert span.name == "GET /x" and "late" not in span.attributes
+    assert not span.is_recording() and span.end_time >= span.start_time
+
+
+def test_parent_decision_and_trace_state_follow_the_sdk_sampler() -> None:
+    tracer, _, _ = _tracer(ParentBased(ALWAYS_OFF))
+    parent = SpanContext(0xABC, 0xDEF, is_remote=True, trace_flags=TraceFlags(1))
+    span = tracer.start_span("GET", set_span_in_context(NonRecordingSpan(parent)),
+                             SpanKind.SERVER, {})
+    assert span.context.trace_id == 0xABC and span.parent == parent
+    assert span.context.trace_flags.sampled
+    # The parent had no random-trace-id flag, so neither does the child (as in the SDK).
+    assert not span.context.trace_flags.random_trace_id
+    root = tracer.start_span("GET", None, SpanKind.SERVER, {})
+    assert not root.context.trace_flags.sampled
+
+
+def test_exception_event_and_status_match_the_sdk() -> None:
+    tracer, _, provider = _tracer()
+    light = tracer.start_span("GET", None, SpanKind.SERVER, {})
+    sdk = provider.get_tracer("t").start_span("GET")
+    try:
+        raise ValueError("bad input")
+    except ValueError as exc:
+        light.record_exception(exc)
+        sdk.record_exception(exc)
+    assert light.events[0].name == sdk.events[0].name == "exception"
+    assert light.events[0].attributes == dict(sdk.events[0].attributes)
+    light.set_status(Status(StatusCode.OK))
+    light.set_status(StatusCode.ERROR, "later")
+    assert light.status.status_code is StatusCode.OK
+
+
+def test_events_are_bounded() -> None:
+    tracer, _, _ = _tracer()
+    span = tracer.start_span("GET", None, SpanKind.SERVER, {})
+    for i in range(300):
+        span.add_event(f"e{i}")
+    assert len(span.events) == 128 and span.dropped_events == 172
