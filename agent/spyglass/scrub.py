@@ -6,6 +6,7 @@ headers), whichever instrumentation set it, and to the URL shown by the dev cons
 
 from __future__ import annotations
 
+import functools
 import re
 from urllib.parse import urlsplit, urlunsplit
 
@@ -59,8 +60,12 @@ def scrub_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, scrub_query(parts.query), ""))
 
 
+@functools.lru_cache(maxsize=256)
 def scrub_sql(statement: str) -> str:
-    """The statement with every literal value replaced by ``?``, capped at 4 KiB."""
+    """The statement with every literal value replaced by ``?``, capped at 4 KiB.
+
+    Cached: parameterised statements repeat on every request, and the regex is the costly part
+    of a DB span."""
     if len(statement) > _MAX_SQL:
         statement = statement[:_MAX_SQL]
     return _SQL_LITERAL.sub("?", statement)

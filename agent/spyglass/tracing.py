@@ -47,7 +47,7 @@ from spyglass.export.batch import BatchWorker
 from spyglass.export.http import Poster, otlp_poster
 from spyglass.export.otlp import CONTENT_TYPE, encode_spans
 from spyglass.scrub import REDACTED, SENSITIVE_HEADERS, scrub_query, scrub_sql, scrub_url
-from spyglass.spans import LightSpan, LightTracer
+from spyglass.spans import LightSpan, LightTracer, LightTracerProvider
 
 __all__ = ["PrivateIdGenerator", "setup"]
 
@@ -201,41 +201,43 @@ def _scrub_url_attr(value: str) -> str:
     return path + sep + scrub_query(query)
 
 
-def _status(span: ReadableSpan) -> str:
-    attrs = span.attributes or {}
-    code = attrs.get("http.response.status_code", attrs.get("http.status_code"))
-    return str(code) if code is not None else ""
-
-
 class DependencyMetricsProcessor(SpanProcessor):
+    """Dependency metrics from the SDK's spans (the app's own; contrib spans are light)."""
+
     def on_end(self, span: ReadableSpan) -> None:
-        inst = _metrics.get()
-        if inst is None or span.kind is not trace.SpanKind.CLIENT:
+        if span.kind is not trace.SpanKind.CLIENT:
             return
         if span.end_time is None or span.start_time is None:
             return
-        attrs = span.attributes or {}
-        seconds = (span.end_time - span.start_time) / 1e9
-        try:
-            method = attrs.get("http.request.method", attrs.get("http.method"))
-            if method is not None:
-                host = attrs.get("server.address", attrs.get("net.peer.name", ""))
-                inst.http_client_duration.labels(str(method), str(host), _status(span)).observe(
-                    seconds)
+        record_dependency(span.attributes or {}, (span.end_time - span.start_time) / 1e9)
+
+
+def record_dependency(attrs: Any, seconds: float) -> None:
+    """One observation of http_client_request_duration or db_client_operation_duration."""
+    inst = _metrics.get()
+    if inst is None:
+        return
+    try:
+        method = attrs.get("http.request.method", attrs.get("http.method"))
+        if method is not None:
+            host = attrs.get("server.address", attrs.get("net.peer.name", ""))
+            code = attrs.get("http.response.status_code", attrs.get("http.status_code"))
+            inst.http_client_duration.labels(
+                str(method), str(host), str(code) if code is not None else "").observe(seconds)
+            return
+        system = attrs.get("db.system.name", attrs.get("db.system"))
+        if system is not None:
+            op = attrs.get("db.operation.name", attrs.get("db.operation"))
+            if op is None:
+                op = _operation_from(attrs)
+            if op is None:
+                # No statement and no operation: not a DB operation but e.g. the
+                # SQLAlchemy instrumentation's "connect" span around every pool
+                # checkout, which would otherwise be counted as a CONNECT operation.
                 return
-            system = attrs.get("db.system.name", attrs.get("db.system"))
-            if system is not None:
-                op = attrs.get("db.operation.name", attrs.get("db.operation"))
-                if op is None:
-                    op = _operation_from(attrs)
-                if op is None:
-                    # No statement and no operation: not a DB operation but e.g. the
-                    # SQLAlchemy instrumentation's "connect" span around every pool
-                    # checkout, which would otherwise be counted as a CONNECT operation.
-                    return
-                inst.db_client_duration.labels(str(system), str(op).upper()[:32]).observe(seconds)
-        except Exception:  # noqa: BLE001
-            get_logger().debug("dependency metric failed", exc_info=True)
+            inst.db_client_duration.labels(str(system), str(op).upper()[:32]).observe(seconds)
+    except Exception:  # noqa: BLE001
+        get_logger().debug("dependency metric failed", exc_info=True)
 
 
 def _operation_from(attrs: Any) -> str | None:
@@ -308,6 +310,7 @@ def _send(config: Config, batch: Sequence[ReadableSpan]) -> bool:
 
 
 _light: LightTracer | None = None
+_light_provider: LightTracerProvider | None = None
 
 
 def light_tracer() -> LightTracer | None:
@@ -315,14 +318,29 @@ def light_tracer() -> LightTracer | None:
     return _light
 
 
+def instrumentation_provider() -> trace.TracerProvider:
+    """The tracer provider handed to contrib instrumentations: light spans (spans.py)."""
+    return _light_provider or trace.get_tracer_provider()
+
+
 def _light_span_ended(span: LightSpan) -> None:
-    if _worker is not None and span.context.trace_flags.sampled:
-        _worker.put(span)  # type: ignore[arg-type]
+    """Scrub, derive dependency metrics, queue for export: the SDK processors' jobs."""
+    try:
+        attrs = span.attributes
+        if span.instrumentation_scope.name != SERVER_SCOPE and attrs:
+            for key, value in _scrubbed(attrs):
+                attrs[key] = value
+        if span.kind is trace.SpanKind.CLIENT and span.end_time is not None:
+            record_dependency(attrs, (span.end_time - span.start_time) / 1e9)
+        if _worker is not None and span.context.trace_flags.sampled:
+            _worker.put(span)  # type: ignore[arg-type]
+    except Exception:  # noqa: BLE001
+        get_logger().debug("ending a span failed", exc_info=True)
 
 
 def setup(config: Config) -> TracerProvider:
     """Install the global tracer provider (once per process tree; forks inherit it)."""
-    global _worker, _light
+    global _worker, _light, _light_provider
     provider = TracerProvider(
         sampler=make_sampler(config.sampler, config.sampler_arg),
         resource=_resource(config),
@@ -335,7 +353,8 @@ def setup(config: Config) -> TracerProvider:
         _worker = BatchWorker("traces", _make_sender(config), max_queue=config.max_queue_size)
         provider.add_span_processor(ExportProcessor(_worker))
     trace.set_tracer_provider(provider)
-    _light = LightTracer(provider, SERVER_SCOPE, __version__, _light_span_ended)
+    _light_provider = LightTracerProvider(provider, _light_span_ended)
+    _light = _light_provider.get_tracer(SERVER_SCOPE, __version__)
     atexit.register(flush, 3.0)
     return provider
 

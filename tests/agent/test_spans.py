@@ -14,13 +14,14 @@ from opentelemetry.trace import (
     set_span_in_context,
 )
 
-from spyglass.spans import LightSpan, LightTracer
+from spyglass.spans import LightSpan, LightTracer, LightTracerProvider
 
 
 def _tracer(sampler=ALWAYS_ON) -> tuple[LightTracer, list[LightSpan], TracerProvider]:
     ended: list[LightSpan] = []
     provider = TracerProvider(sampler=sampler)
-    return LightTracer(provider, "spyglass.server", "1", ended.append), ended, provider
+    tracer = LightTracerProvider(provider, ended.append).get_tracer("spyglass.server", "1")
+    return tracer, ended, provider
 
 
 def test_root_span_is_sampled_and_ended_once() -> None:
@@ -74,3 +75,29 @@ def test_events_are_bounded() -> None:
     for i in range(300):
         span.add_event(f"e{i}")
     assert len(span.events) == 128 and span.dropped_events == 172
+
+
+def test_contrib_style_use_records_the_exception_and_parents_children() -> None:
+    tracer, ended, _ = _tracer()
+    try:
+        with tracer.start_as_current_span("outer", kind=SpanKind.CLIENT) as outer, \
+                tracer.start_as_current_span("inner") as inner:
+            raise KeyError("k")
+    except KeyError:
+        pass
+    assert ended == [inner, outer]
+    assert inner.parent == outer.get_span_context()
+    for span in (inner, outer):
+        assert span.status.status_code is StatusCode.ERROR
+        assert [e.name for e in span.events] == ["exception"]
+
+
+def test_attribute_limits_and_values(monkeypatch) -> None:
+    monkeypatch.setenv("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "3")
+    monkeypatch.setenv("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", "5")
+    tracer, _, _ = _tracer()
+    span = tracer.start_span("x", attributes={"a": "1234567", "none": None, "l": [1, 2]})
+    span.set_attributes({"b": 1, "c": 2, "d": 3})
+    span.set_attribute("a", "abcdefgh")
+    assert span.attributes == {"a": "abcde", "l": (1, 2), "b": 1}
+    assert span.dropped_attributes == 2
