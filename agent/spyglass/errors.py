@@ -147,10 +147,11 @@ def _add_request(event: dict[str, Any]) -> None:
     if isinstance(request, dict):
         request.setdefault("method", state.method)
         request.setdefault("url", state.path)
-    if state.route:
+    route = state.resolved_route()
+    if route:
         tags = event.setdefault("tags", {})
         if isinstance(tags, dict):
-            tags.setdefault("http.route", state.route)
+            tags.setdefault("http.route", route)
 
 
 def _scrub_value(key: str, value: Any) -> Any:

@@ -73,17 +73,30 @@ def add_after_request(hook: Callable[[], None]) -> None:
 
 
 class RequestState:
-    __slots__ = ("done", "method", "path", "route", "span", "start", "status", "token")
+    __slots__ = ("done", "method", "path", "route", "route_from", "span", "start", "status",
+                 "token")
 
     def __init__(self, method: str, path: str) -> None:
         self.method = method
         self.path = path
         self.route: str | None = None
+        #: Where a framework leaves the matched route, read once when the request ends.
+        self.route_from: Callable[[], str | None] | None = None
         self.status = 0
         self.span: trace.Span | None = None
         self.start = time.perf_counter()
         self.token: object = None
         self.done = False
+
+
+    def resolved_route(self) -> str | None:
+        """The route template, reading it from the framework if it left it for later."""
+        if self.route is None and self.route_from is not None:
+            late = self.route_from()
+            self.route_from = None
+            if late:
+                self.route = template(late)
+        return self.route
 
 
 def current() -> RequestState | None:
@@ -191,7 +204,7 @@ def finish(state: RequestState, exc: BaseException | None = None) -> None:
             _request_watch.stop(state)
         duration = time.perf_counter() - state.start
         status = state.status or (500 if exc is not None else 0)
-        route = state.route or UNMATCHED
+        route = state.resolved_route() or UNMATCHED
         if status == 404:
             route = UNMATCHED
         span = state.span
