@@ -177,6 +177,7 @@ class LightTracer(trace.Tracer):
     def __init__(self, provider: Any, scope: InstrumentationScope,
                  on_end: Callable[[LightSpan], None]) -> None:
         self._sampler = provider.sampler
+        self._fast_path = getattr(provider.sampler, "fast_path", None)
         self._ids = provider.id_generator
         self._resource = provider.resource
         limits = provider._span_limits  # the SDK provider's OTEL_*_LIMIT settings
@@ -196,20 +197,30 @@ class LightTracer(trace.Tracer):
         else:
             trace_id = parent.trace_id
         links = links or ()
-        result = self._sampler.should_sample(context, trace_id, name, kind, attributes, links)
+        fast = self._fast_path
+        if fast is not None:
+            # always_on / parentbased_always_on: the decision the SDK samplers would return.
+            sampled = fast == "always" or parent is None or parent.trace_flags.sampled
+            trace_state = parent.trace_state if parent is not None else None
+            result_attributes = attributes
+        else:
+            result = self._sampler.should_sample(context, trace_id, name, kind, attributes,
+                                                 links)
+            sampled = result.decision.is_sampled()
+            trace_state = result.trace_state
+            result_attributes = result.attributes
         attrs: dict[str, Any]
-        if result.attributes is attributes and attributes.__class__ is dict:
+        if result_attributes is attributes and attributes.__class__ is dict:
             attrs = attributes  # our caller built it for this span
         else:
             attrs = {}
-            for key, value in (result.attributes or {}).items():
+            for key, value in (result_attributes or {}).items():
                 if value is not None:
                     attrs[key] = tuple(value) if value.__class__ is list else value
-        flags = _SAMPLED if result.decision.is_sampled() else _NOT_SAMPLED
+        flags = _SAMPLED if sampled else _NOT_SAMPLED
         if parent is not None and not parent.trace_flags.random_trace_id:
             flags = TraceFlags(flags & ~TraceFlags.RANDOM_TRACE_ID)
-        ctx = SpanContext(trace_id, self._ids.generate_span_id(), False, flags,
-                          result.trace_state)
+        ctx = SpanContext(trace_id, self._ids.generate_span_id(), False, flags, trace_state)
         return LightSpan(name, ctx, parent, kind, attrs, self._resource, self._scope,
                          self._on_end, self._limits, tuple(links), start_time,
                          record_exception, set_status_on_exception)

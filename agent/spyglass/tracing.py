@@ -94,8 +94,11 @@ class PrivateIdGenerator(IdGenerator):
 class _RecordAlways(Sampler):
     """Wraps a sampler so that its DROP becomes RECORD_ONLY (measured, not exported)."""
 
-    def __init__(self, inner: Sampler) -> None:
+    def __init__(self, inner: Sampler, fast_path: str | None = None) -> None:
         self._inner = inner
+        #: "always" (always_on) or "parent" (parentbased_always_on): decisions that need no
+        #: sampler call, which spyglass.spans takes on the hot path.
+        self.fast_path = fast_path
 
     def should_sample(self, parent_context: Context | None, trace_id: int, name: str,
                       kind=None, attributes=None, links=None, trace_state=None) -> SamplingResult:
@@ -121,9 +124,11 @@ def make_sampler(name: str, ratio: float) -> Sampler:
         base = ALWAYS_OFF
     else:
         base = TraceIdRatioBased(ratio)
+    fast = "always" if base is ALWAYS_ON else None
     if name.startswith("parentbased_"):
         base = ParentBased(base)
-    return _RecordAlways(base)
+        fast = "parent" if fast else None
+    return _RecordAlways(base, fast)
 
 
 class ScrubProcessor(SpanProcessor):

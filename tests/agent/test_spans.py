@@ -101,3 +101,27 @@ def test_attribute_limits_and_values(monkeypatch) -> None:
     span.set_attribute("a", "abcdefgh")
     assert span.attributes == {"a": "abcde", "l": (1, 2), "b": 1}
     assert span.dropped_attributes == 2
+
+
+def test_fast_sampling_paths_decide_as_the_sdk_samplers() -> None:
+    from spyglass.tracing import make_sampler
+
+    parents = [None,
+               SpanContext(0xA1, 0xB1, is_remote=True, trace_flags=TraceFlags(1)),
+               SpanContext(0xA2, 0xB2, is_remote=True, trace_flags=TraceFlags(0)),
+               SpanContext(0xA3, 0xB3, is_remote=False, trace_flags=TraceFlags(3))]
+    for name in ("always_on", "parentbased_always_on"):
+        sampler = make_sampler(name, 1.0)
+        assert sampler.fast_path is not None
+        fast, _, _ = _tracer(sampler)
+        slow, _, _ = _tracer(make_sampler(name, 1.0))
+        slow._fast_path = None
+        for parent in parents:
+            context = set_span_in_context(NonRecordingSpan(parent)) if parent else None
+            a = fast.start_span("x", context, SpanKind.SERVER, {"k": "v"})
+            b = slow.start_span("x", context, SpanKind.SERVER, {"k": "v"})
+            assert a.context.trace_flags == b.context.trace_flags, (name, parent)
+            assert a.context.trace_state == b.context.trace_state
+            assert a.attributes == b.attributes == {"k": "v"}
+    assert make_sampler("traceidratio", 0.5).fast_path is None
+    assert make_sampler("parentbased_always_off", 1.0).fast_path is None
