@@ -22,15 +22,16 @@ from __future__ import annotations
 
 import time
 import traceback
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.util import types
-from opentelemetry.util._decorator import _agnosticcontextmanager
 
 __all__ = ["LightEvent", "LightSpan", "LightTracer", "LightTracerProvider"]
 
@@ -225,18 +226,76 @@ class LightTracer(trace.Tracer):
                          self._on_end, self._limits, tuple(links), start_time,
                          record_exception, set_status_on_exception)
 
-    @_agnosticcontextmanager
     def start_as_current_span(self, name: str, context: Context | None = None,
                               kind: SpanKind = SpanKind.INTERNAL,
                               attributes: types.Attributes = None,
                               links: Sequence[Link] | None = (), start_time: int | None = None,
                               record_exception: bool = True, set_status_on_exception: bool = True,
-                              end_on_exit: bool = True) -> Iterator[trace.Span]:
-        span = self.start_span(name, context, kind, attributes, links, start_time,
-                               record_exception, set_status_on_exception)
-        with trace.use_span(span, end_on_exit=end_on_exit, record_exception=record_exception,
-                            set_status_on_exception=set_status_on_exception) as current:
-            yield current
+                              end_on_exit: bool = True) -> Any:
+        """``with tracer.start_as_current_span(...)``, as the SDK's, without two generators.
+
+        The SDK's version is a generator-based context manager wrapping ``use_span``, another
+        one; every contrib DB, cache and HTTP client span goes through it, so here it is one
+        small object. It also works as a decorator, like the API's.
+        """
+        return _CurrentSpan(self, (name, context, kind, attributes, links, start_time,
+                                   record_exception, set_status_on_exception), end_on_exit)
+
+
+class _CurrentSpan:
+    """Start a span on ``__enter__``, make it current, and end it on ``__exit__``.
+
+    The same exception handling as ``opentelemetry.trace.use_span``: an ``Exception`` is
+    recorded and sets an ERROR status (if asked); any exit ends the span (if asked).
+    """
+
+    __slots__ = ("_args", "_end_on_exit", "_span", "_token", "_tracer")
+
+    def __init__(self, tracer: LightTracer, args: tuple[Any, ...], end_on_exit: bool) -> None:
+        self._tracer = tracer
+        self._args = args
+        self._end_on_exit = end_on_exit
+        self._span: LightSpan | None = None
+        self._token: object = None
+
+    def __enter__(self) -> LightSpan:
+        span = self._span = self._tracer.start_span(*self._args)
+        self._token = otel_context.attach(otel_context.set_value(_SPAN_KEY, span))
+        return span
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        span = self._span
+        if span is None:
+            return
+        try:
+            otel_context.detach(self._token)  # type: ignore[arg-type]
+            if isinstance(exc, Exception) and span.end_time is None:
+                if self._args[6]:
+                    span.record_exception(exc)
+                if self._args[7]:
+                    span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+        finally:
+            if self._end_on_exit:
+                span.end()
+
+    def __call__(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        """Used as a decorator: a new span per call (async functions included)."""
+        import functools
+        import inspect
+
+        tracer, args, end_on_exit = self._tracer, self._args, self._end_on_exit
+        if inspect.iscoroutinefunction(func):
+            @functools.wraps(func)
+            async def async_wrapper(*a: Any, **kw: Any) -> Any:
+                with _CurrentSpan(tracer, args, end_on_exit):
+                    return await func(*a, **kw)
+            return async_wrapper
+
+        @functools.wraps(func)
+        def wrapper(*a: Any, **kw: Any) -> Any:
+            with _CurrentSpan(tracer, args, end_on_exit):
+                return func(*a, **kw)
+        return wrapper
 
 
 class LightTracerProvider(trace.TracerProvider):

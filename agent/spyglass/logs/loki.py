@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import threading
 import time
@@ -50,8 +51,12 @@ def _level_name(levelno: int) -> str:
     return "debug"
 
 
+_BARE = re.compile(r"[\w\-./:@]+", re.ASCII)
+
+
 def _logfmt_value(value: str) -> str:
-    if value and all(c.isalnum() or c in "-._/:@" for c in value):
+    """The value bare when it is a plain token, else JSON-quoted (one regex, not a char loop)."""
+    if _BARE.fullmatch(value):
         return value
     return json.dumps(value, ensure_ascii=False)
 
