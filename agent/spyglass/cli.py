@@ -146,7 +146,7 @@ def _run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         return _fail(str(exc))
     if config.metrics and not config.sdk_disabled:
-        from spyglass.metrics import bind_check
+        from spyglass._net import bind_check
 
         problem = bind_check(config.metrics_host, config.metrics_port)
         if problem:
@@ -184,13 +184,17 @@ def _run(args: argparse.Namespace) -> int:
     return 0  # not reached
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(run_only: bool = False) -> argparse.ArgumentParser:
+    """The command's parser; ``run_only`` skips importing the other subcommands' modules
+    (``spyglass run`` is on the app's startup path, and they cost tens of ms to import)."""
     parser = _Parser(prog=PROG, description="Spyglass: traces, metrics and logs for Python "
                      "web apps, with no code change.")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     subparsers = parser.add_subparsers(dest="subcommand", metavar="COMMAND",
                                        parser_class=_Parser)
     _add_run(subparsers)
+    if run_only:
+        return parser
     try:
         from spyglass.profiling import cli as profiling_cli
 
@@ -207,7 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(run_only=argv[:1] == ["run"] and not {"-h", "--help"} & set(argv[1:2]))
     args, extras = parser.parse_known_args(argv)
     if extras:
         # argparse reports these from the top-level parser; say which command's help to read.

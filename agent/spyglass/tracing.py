@@ -21,6 +21,7 @@ from __future__ import annotations
 import atexit
 import os
 import random
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -295,6 +296,7 @@ def _make_sender(config: Config):
 
 
 _poster: list[Poster] = []
+_CHUNK = 64
 
 
 def _send(config: Config, batch: Sequence[ReadableSpan]) -> bool:
@@ -303,7 +305,15 @@ def _send(config: Config, batch: Sequence[ReadableSpan]) -> bool:
 
     if not _poster:
         _poster.append(otlp_poster(config.traces_url, config.export_timeout, "TRACES"))
-    body = encode_spans(batch)
+    # Encoded in chunks, yielding the GIL between them, so a request thread never waits for a
+    # whole batch's encoding. Serialised protobuf messages concatenate into their merge, so
+    # the chunks together are one valid ExportTraceServiceRequest.
+    parts = []
+    for start in range(0, len(batch), _CHUNK):
+        if start:
+            time.sleep(0)
+        parts.append(encode_spans(batch[start:start + _CHUNK]))
+    body = b"".join(parts)
     # Our own upload must never become a span (http.client is not instrumented by us, but an
     # app may instrument it): the same suppression key contrib instrumentations honour.
     token = attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))

@@ -8,9 +8,11 @@ load degenerates into many tiny uploads whose fixed cost (encoding, HTTP, the GI
 A failed send drops the batch, counts it, and logs one warning per five minutes. The thread
 starts lazily on the first item and again after a fork, since threads do not survive a fork.
 
-Batches of 128: encoding a batch holds the GIL, and 512-span batches (the SDK's default) put
-~30 ms stalls into request p99 (benchmarks/RESULTS.md, "Follow-up runs"); 128 keeps the
-per-upload cost amortised while cutting the stall to a few ms.
+Batches of up to 512 (the SDK's default): each upload has a fixed cost (an HTTP round trip,
+``http.client``'s header parsing), so fewer, larger uploads cost the app less CPU. Encoding a
+batch holds the GIL, which is why senders encode it in chunks and yield between them
+(``spyglass.tracing._send``): with the SDK's encoder a 512-span batch was a ~30 ms stall in
+request p99 (benchmarks/RESULTS.md).
 
 Why our own and not the SDK's ``BatchSpanProcessor``: it exposes no drop counts, and the same
 loop serves the Loki exporter, which the SDK has no equivalent for.
@@ -42,7 +44,7 @@ class BatchWorker(Generic[T]):
     """Queue items from any thread; ``send`` batches of them from one daemon thread."""
 
     def __init__(self, signal: str, send: Callable[[Sequence[T]], bool], max_queue: int = 2048,
-                 max_batch: int = 128, interval: float = 2.0) -> None:
+                 max_batch: int = 512, interval: float = 2.0) -> None:
         self.signal = signal
         self._send = send
         self._max_queue = max_queue

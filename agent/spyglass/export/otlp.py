@@ -44,7 +44,9 @@ def _varint_slow(value: int) -> bytes:
     return bytes(out)
 
 
-_SMALL = [_varint_slow(i) for i in range(16384)]
+# Every length below 16 KiB as its varint, built without a per-value loop (startup cost).
+_SMALL = [bytes((i,)) for i in range(128)] + [
+    bytes((lo | 0x80, hi)) for hi in range(1, 128) for lo in range(128)]
 
 
 def _varint(value: int) -> bytes:

@@ -137,20 +137,6 @@ def _target_info(config: Config):
     return fam
 
 
-def bind_check(host: str, port: int) -> str | None:
-    """None if ``host:port`` can be bound now, else the reason (used by ``spyglass run``)."""
-    import socket
-
-    try:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        with socket.socket(family, socket.SOCK_STREAM) as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((host, port))
-    except OSError as exc:
-        return exc.strerror or str(exc)
-    return None
-
-
 def setup(config: Config) -> Instruments | None:
     """Create this process's instruments; in the owner, also serve ``/metrics``."""
     global _instruments

@@ -99,3 +99,12 @@ def test_long_values_round_trip(size: int) -> None:
     spans = exporter.get_finished_spans()
     decoded = ExportTraceServiceRequest.FromString(encode_spans(spans))
     assert decoded == sdk_encode(spans)
+
+
+def test_chunks_concatenate_into_one_request() -> None:
+    """tracing._send encodes a batch in chunks and joins the bytes: still one valid request."""
+    spans = _spans()
+    joined = encode_spans(spans[:3]) + encode_spans(spans[3:])
+    decoded = ExportTraceServiceRequest.FromString(joined)
+    names = [sp.name for r in decoded.resource_spans for s in r.scope_spans for sp in s.spans]
+    assert sorted(names) == sorted(s.name for s in spans)
