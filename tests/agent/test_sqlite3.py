@@ -1,0 +1,75 @@
+"""sqlite3 statements become CLIENT spans and db_client metrics, with the app's sqlite3 intact.
+
+Runs a real app process under ``spyglass run`` (the integration patches ``sqlite3.connect``
+at import) and decodes what it exports with opentelemetry-proto.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from tests.support.otlp import OTLPReceiver
+from tests.support.procs import spyglass_argv
+from tests.support.waiting import free_port
+
+APP = textwrap.dedent('''
+    import sqlite3, sys
+
+    class MyConnection(sqlite3.Connection):
+        pass
+
+    class MyCursor(sqlite3.Cursor):
+        def execute(self, sql, params=()):
+            return super().execute(sql, params)
+
+    db = sys.argv[1]
+    conn = sqlite3.connect(db, factory=MyConnection)
+    assert isinstance(conn, MyConnection), type(conn)
+    cur = conn.cursor()
+    cur.execute("CREATE TABLE t (id INTEGER, secret TEXT)")
+    cur.executemany("INSERT INTO t VALUES (?, ?)", [(1, "a"), (2, "b")])
+    conn.execute("INSERT INTO t VALUES (3, 'hunter2')")
+    mine = conn.cursor(MyCursor)
+    assert isinstance(mine, MyCursor), type(mine)
+    assert mine.execute("SELECT count(*) FROM t WHERE id > ?", (0,)).fetchone() == (3,)
+    try:
+        conn.execute("SELECT * FROM missing")
+    except sqlite3.OperationalError:
+        pass
+    else:
+        raise SystemExit("expected an error")
+    conn.executescript("CREATE TABLE u (x); DROP TABLE u;")
+    plain = sqlite3.connect(":memory:")
+    assert plain.execute("select 41 + 1").fetchone() == (42,)
+    print("ok", flush=True)
+''')
+
+
+def test_statements_become_scrubbed_client_spans(tmp_path: Path,
+                                                 otlp_receiver: OTLPReceiver) -> None:
+    script = tmp_path / "app.py"
+    script.write_text(APP)
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": otlp_receiver.endpoint, "SPYGLASS_LOGS": "false",
+           "SPYGLASS_METRICS_PORT": str(free_port())}
+    argv = spyglass_argv(sys.executable, str(script), str(tmp_path / "db.sqlite3"),
+                         service_name="sqlite-app")
+    done = subprocess.run(argv, env={**os.environ, **env}, cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 0 and done.stdout == "ok\n", (done.stdout, done.stderr)
+    spans = otlp_receiver.wait_for_spans(lambda s: s.scope == "spyglass.sqlite3", count=7)
+    assert sorted(s.name for s in spans) == [
+        "CREATE", "CREATE", "INSERT", "INSERT", "SELECT", "SELECT", "SELECT"]
+    texts = {s.attributes.get("db.query.text") for s in spans}
+    assert "INSERT INTO t VALUES (?, ?)" in texts
+    # The literal is scrubbed: the password-like value never leaves the process.
+    assert "INSERT INTO t VALUES (?, ?)" in texts
+    assert not any("hunter2" in str(s.attributes) for s in spans)
+    for span in spans:
+        assert span.kind == "CLIENT" and span.attributes["db.system.name"] == "sqlite"
+    failed = [s for s in spans if s.status_code == "ERROR"]
+    assert len(failed) == 1 and failed[0].attributes["error.type"] == "OperationalError"
+    assert any(s.attributes.get("db.namespace", "").endswith("db.sqlite3") for s in spans)
