@@ -125,7 +125,9 @@ def make_sampler(name: str, ratio: float) -> Sampler:
         base = ALWAYS_OFF
     else:
         base = TraceIdRatioBased(ratio)
-    fast = "always" if base is ALWAYS_ON else None
+    # A ratio of 1 samples every trace id, like always_on.
+    fast = "always" if base is ALWAYS_ON or (
+        isinstance(base, TraceIdRatioBased) and ratio >= 1.0) else None
     if name.startswith("parentbased_"):
         base = ParentBased(base)
         fast = "parent" if fast else None

@@ -110,7 +110,8 @@ def test_fast_sampling_paths_decide_as_the_sdk_samplers() -> None:
                SpanContext(0xA1, 0xB1, is_remote=True, trace_flags=TraceFlags(1)),
                SpanContext(0xA2, 0xB2, is_remote=True, trace_flags=TraceFlags(0)),
                SpanContext(0xA3, 0xB3, is_remote=False, trace_flags=TraceFlags(3))]
-    for name in ("always_on", "parentbased_always_on"):
+    for name in ("always_on", "parentbased_always_on", "traceidratio",
+                 "parentbased_traceidratio"):
         sampler = make_sampler(name, 1.0)
         assert sampler.fast_path is not None
         fast, _, _ = _tracer(sampler)
@@ -124,4 +125,5 @@ def test_fast_sampling_paths_decide_as_the_sdk_samplers() -> None:
             assert a.context.trace_state == b.context.trace_state
             assert a.attributes == b.attributes == {"k": "v"}
     assert make_sampler("traceidratio", 0.5).fast_path is None
+    assert make_sampler("parentbased_traceidratio", 0.99).fast_path is None
     assert make_sampler("parentbased_always_off", 1.0).fast_path is None
