@@ -14,6 +14,7 @@ import shutil
 import tempfile
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from spyglass import forksafe
 from spyglass._log import get_logger
@@ -196,13 +197,55 @@ def _process_start_time() -> float:
 
 
 def _serve(config: Config, directory: str, exemplars: ExemplarStore) -> None:
-    from prometheus_client import CollectorRegistry
-    from prometheus_client.exposition import start_http_server
+    """Serve ``/metrics`` from a daemon thread: the collector's own renderer, both formats.
 
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(DirectoryCollector(directory, exemplars, extra=[_target_info(config)]))
+    prometheus_client's ``start_http_server`` would render through its generic exposition,
+    which was 4-8x slower on a 4-worker, 500-route app (see ``DirectoryCollector.render``).
+    Prometheus asks for OpenMetrics (exemplars) in its Accept header; anything else gets the
+    text format. gzip when asked, at level 1 (a 1 MiB body at level 9 costs ~30 ms).
+    """
+    import gzip
+    import socket
+    import threading
+    from socketserver import ThreadingMixIn
+    from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+    collector = DirectoryCollector(directory, exemplars, extra=[_target_info(config)])
+
+    def app(environ: dict, start_response: Any) -> list[bytes]:
+        accept = environ.get("HTTP_ACCEPT", "")
+        om = any(part.split(";", 1)[0].strip() == "application/openmetrics-text"
+                 for part in accept.split(","))
+        try:
+            body = collector.render(om)
+        except Exception:  # noqa: BLE001
+            get_logger().warning("rendering /metrics failed", exc_info=True)
+            start_response("500 Internal Server Error", [("Content-Type", "text/plain")])
+            return [b"spyglass: rendering /metrics failed\n"]
+        headers = [("Content-Type", _OM_TYPE if om else _TEXT_TYPE)]
+        if "gzip" in environ.get("HTTP_ACCEPT_ENCODING", ""):
+            body = gzip.compress(body, compresslevel=1)
+            headers.append(("Content-Encoding", "gzip"))
+        headers.append(("Content-Length", str(len(body))))
+        start_response("200 OK", headers)
+        return [b""] if environ.get("REQUEST_METHOD") == "HEAD" else [body]
+
+    class Server(ThreadingMixIn, WSGIServer):
+        daemon_threads = True
+        allow_reuse_address = True
+        address_family = socket.AF_INET6 if ":" in config.metrics_host else socket.AF_INET
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    httpd = make_server(config.metrics_host, config.metrics_port, app, Server, Quiet)
     exemplars.serve(directory)
-    start_http_server(config.metrics_port, config.metrics_host, registry)
+    threading.Thread(target=httpd.serve_forever, name="spyglass-metrics", daemon=True).start()
+
+
+_TEXT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+_OM_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 
 
 def _cleanup(directory: str, owner_pid: int) -> None:

@@ -24,10 +24,12 @@ import glob
 import json
 import os
 import socket
+import struct
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.mmap_dict import MmapedDict, mmap_key
@@ -144,6 +146,9 @@ class DirectoryCollector:
         self._proc = proc_root
         self._lock = threading.Lock()
         self._keys: dict[str, _Key] = {}
+        self._headers: dict[tuple[str, str, str, bool], str] = {}
+        self._layouts: dict[str, _Layout] = {}
+        self._prefixes: dict[tuple[Any, ...], str] = {}
         self._clock_ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
         self._page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
@@ -163,6 +168,145 @@ class DirectoryCollector:
         yield from self._process_metrics()
         yield from self._extra
 
+    def render(self, openmetrics: bool) -> bytes:
+        """The whole exposition, in the text format or OpenMetrics, rendered directly.
+
+        Same output as ``prometheus_client``'s ``generate_latest`` over :meth:`collect`
+        (``tests/agent/metrics/test_render.py`` compares them), but each series' name and
+        escaped labels are formatted once and cached across scrapes: with 4 workers x 500
+        routes that is ~8,500 series, and the stock exposition escaped every label value
+        character by character on every scrape (~250 ms text, ~400 ms OpenMetrics).
+        """
+        with self._lock:
+            try:
+                self.compact()
+            except Exception:  # noqa: BLE001 - a failed compaction retries at the next scrape
+                get_logger().warning("metrics compaction failed; retrying at the next scrape",
+                                     exc_info=True)
+            files = glob.glob(os.path.join(self._dir, "*.db"))
+            accs = self._accumulate(files, prune=True)
+            out: list[str] = []
+            for name, a in accs.items():
+                self._render_family(out, name, a, openmetrics)
+        small = _SmallRegistry([*self._process_metrics(), *self._extra])
+        if openmetrics:
+            from prometheus_client.openmetrics.exposition import generate_latest as om_latest
+
+            tail = om_latest(small)  # ends with "# EOF"
+        else:
+            from prometheus_client.exposition import generate_latest
+
+            tail = generate_latest(small)
+        return "".join(out).encode() + tail
+
+    def _render_family(self, out: list[str], name: str, a: _Acc, om: bool) -> None:
+        kind = a.kind
+        header = self._headers.get((name, kind, a.help, om))
+        if header is None:
+            header = self._headers[(name, kind, a.help, om)] = _header(name, kind, a.help, om)
+        out.append(header)
+        prefixes = self._prefixes
+        fmt = _float_text
+        for (sample_name, labels), value in a.samples.items():
+            key = (sample_name, labels, om)
+            prefix = prefixes.get(key)
+            if prefix is None:
+                prefix = prefixes[key] = _series(sample_name, labels, om)
+            out.append(f"{prefix} {fmt(value)}\n")
+        exemplars = self._exemplars if om else None
+        bucket = name + "_bucket"
+        for labels, per_le in a.buckets.items():
+            total = 0.0
+            for le in sorted(per_le):
+                total += per_le[le]
+                bucket_key = (bucket, labels, le, om)
+                prefix = prefixes.get(bucket_key)
+                if prefix is None:
+                    prefix = prefixes[bucket_key] = _series(
+                        bucket, tuple(sorted((*labels, ("le", _le_text(le))))), om)
+                ex = ""
+                if exemplars is not None:
+                    found = exemplars.get(bucket, dict((*labels, ("le", _le_text(le)))))
+                    if found is not None:
+                        ex = _exemplar_text(found)
+                out.append(f"{prefix} {fmt(total)}{ex}\n")
+            key = (name + "_count", labels, om)
+            prefix = prefixes.get(key)
+            if prefix is None:
+                prefix = prefixes[key] = _series(name + "_count", labels, om)
+            out.append(f"{prefix} {fmt(total)}\n")
+        if len(prefixes) > _MAX_CACHED_KEYS:
+            prefixes.clear()
+
+    def _accumulate(self, files: list[str], prune: bool) -> dict[str, _Acc]:
+        """Sum ``files`` per series; ``prune`` forgets cached layouts of files not listed
+        (only when ``files`` is the whole directory, not a compaction's subset)."""
+        keys = self._keys
+        if len(keys) > _MAX_CACHED_KEYS:
+            keys.clear()
+        acc: dict[str, _Acc] = {}
+        layouts = self._layouts
+        seen: set[str] = set()
+        for path in files:
+            parts = os.path.basename(path).split("_")
+            kind = parts[0]
+            mode = parts[1] if kind == "gauge" else ""
+            pid = parts[-1][:-3]
+            try:
+                entries, data = self._entries(path, layouts)
+            except (FileNotFoundError, RuntimeError):
+                continue
+            seen.add(path)
+            unpack = _unpack_two_doubles
+            for pos, parsed in entries:
+                value, timestamp = unpack(data, pos)
+                metric_name, name, labels, le, help_text = parsed
+                a = acc.get(metric_name)
+                if a is None:
+                    a = acc[metric_name] = _Acc(kind, help_text, mode)
+                if le is not None:
+                    per_le = a.buckets.get(labels)
+                    if per_le is None:
+                        per_le = a.buckets[labels] = {}
+                    per_le[le] = per_le.get(le, 0.0) + value
+                elif kind == "gauge":
+                    a.gauge(name, labels, pid, value, timestamp)
+                else:
+                    a.samples[(name, labels)] = a.samples.get((name, labels), 0.0) + value
+        if prune:
+            for gone in set(layouts) - seen:
+                del layouts[gone]
+        return acc
+
+    def _entries(self, path: str, layouts: dict[str, _Layout]) -> tuple[list[tuple[int, _Key]],
+                                                                       bytes]:
+        """The file's bytes and its (value position, parsed key) list.
+
+        Entries are only ever appended, so the list parsed at the previous scrape stays valid
+        and only entries written since are parsed; a file replaced (new inode, e.g. an archive
+        rewrite or a reused pid) or shrunk is parsed again from the start.
+        """
+        with open(path, "rb") as fh:
+            inode = os.fstat(fh.fileno()).st_ino
+            head = fh.read(8)
+            if len(head) < 8:
+                return [], b""
+            used = _unpack_int(head, 0)[0]
+            data = head + fh.read(max(0, used - 8))
+        layout = layouts.get(path)
+        if layout is None or layout[0] != inode or layout[1] > used:
+            layout = layouts[path] = (inode, 8, [])
+        _, upto, entries = layout
+        if upto < used:
+            keys = self._keys
+            for key, _v, _t, pos in _read_all_values(data[:used], used, upto):
+                parsed = keys.get(key)
+                if parsed is None:
+                    parsed = keys[key] = _parse_key(key)
+                entries.append((pos, parsed))
+            layouts[path] = (inode, used, entries)
+        return entries, data
+
     def _merge(self, files: list[str], accumulate: bool) -> list[Metric]:
         """Sum the files the way prometheus_client's ``MultiProcessCollector.merge`` does.
 
@@ -172,34 +316,7 @@ class DirectoryCollector:
         routes and spent most of a 500 ms scrape doing so. A file that vanished between the
         glob and the read (a dead process's gauges) is skipped instead of failing the scrape.
         """
-        keys = self._keys
-        if len(keys) > _MAX_CACHED_KEYS:
-            keys.clear()
-        acc: dict[str, _Acc] = {}
-        for path in files:
-            parts = os.path.basename(path).split("_")
-            kind = parts[0]
-            mode = parts[1] if kind == "gauge" else ""
-            pid = parts[-1][:-3]
-            try:
-                values = list(MmapedDict.read_all_values_from_file(path))
-            except FileNotFoundError:
-                continue
-            for key, value, timestamp, _ in values:
-                parsed = keys.get(key)
-                if parsed is None:
-                    parsed = keys[key] = _parse_key(key)
-                metric_name, name, labels, le, help_text = parsed
-                a = acc.get(metric_name)
-                if a is None:
-                    a = acc[metric_name] = _Acc(kind, help_text, mode)
-                if le is not None:
-                    per_le = a.buckets.setdefault(labels, {})
-                    per_le[le] = per_le.get(le, 0.0) + value
-                elif kind == "gauge":
-                    a.gauge(name, labels, pid, value, timestamp)
-                else:
-                    a.samples[(name, labels)] = a.samples.get((name, labels), 0.0) + value
+        acc = self._accumulate(files, prune=accumulate)
         return [a.metric(name, accumulate) for name, a in acc.items()]
 
     def _with_exemplar(self, sample: Sample) -> Sample:
@@ -279,6 +396,26 @@ class DirectoryCollector:
 
 
 _Key = tuple[str, str, tuple[tuple[str, str], ...], float | None, str]
+_Layout = tuple[int, int, list[tuple[int, _Key]]]  # inode, bytes parsed, (value pos, key)
+_unpack_int = struct.Struct("i").unpack_from
+_unpack_two_doubles = struct.Struct("dd").unpack_from
+
+
+def _read_all_values(data: bytes, used: int, start: int = 8) -> Iterator[tuple[str, float,
+                                                                                float, int]]:
+    """prometheus_client's ``mmap_dict._read_all_values``, from an offset: (key, value,
+    timestamp, value position) for each entry in ``data[start:used]``."""
+    pos = start
+    while pos < used:
+        encoded_len = _unpack_int(data, pos)[0]
+        if encoded_len + pos > used:
+            raise RuntimeError("Read beyond file size detected, file is corrupted.")
+        pos += 4
+        encoded_key = data[pos:pos + encoded_len]
+        pos += encoded_len + (8 - (encoded_len + 4) % 8)
+        value, timestamp = _unpack_two_doubles(data, pos)
+        yield encoded_key.decode("utf-8"), value, timestamp, pos
+        pos += 16
 
 
 def _parse_key(key: str) -> _Key:
@@ -286,6 +423,54 @@ def _parse_key(key: str) -> _Key:
     le = labels.pop("le", None) if name.endswith("_bucket") else None
     return (metric_name, name, tuple(sorted(labels.items())),
             float(le) if le is not None else None, help_text)
+
+
+class _SmallRegistry:
+    """A few prebuilt families (process metrics, target_info) for prometheus_client's
+    exposition functions, which only need ``collect()``."""
+
+    def __init__(self, metrics: list[Metric]) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> list[Metric]:
+        return self._metrics
+
+
+def _escape_label(value: str) -> str:
+    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r'\"')
+
+
+def _header(name: str, kind: str, help_text: str, om: bool) -> str:
+    """HELP and TYPE lines as prometheus_client writes them in each format."""
+    if om:
+        doc = help_text.replace("\\", r"\\").replace("\n", r"\n").replace('"', r'\"')
+        return f"# HELP {name} {doc}\n# TYPE {name} {kind}\n"
+    shown = name + "_total" if kind == "counter" else name
+    doc = help_text.replace("\\", r"\\").replace("\n", r"\n")
+    return f"# HELP {shown} {doc}\n# TYPE {shown} {kind}\n"
+
+
+def _series(sample_name: str, labels: tuple[tuple[str, str], ...], om: bool) -> str:
+    """``name{label="value",...}`` with sorted, escaped labels (the same in both formats)."""
+    if not labels:
+        return sample_name
+    inner = ",".join(f'{k}="{_escape_label(v)}"' for k, v in sorted(labels))
+    return f"{sample_name}{{{inner}}}"
+
+
+def _exemplar_text(ex: Exemplar) -> str:
+    labels = ",".join(f'{k}="{_escape_label(v)}"' for k, v in sorted(ex.labels.items()))
+    if ex.timestamp is not None:
+        return f" # {{{labels}}} {_float_text(ex.value)} {ex.timestamp}"
+    return f" # {{{labels}}} {_float_text(ex.value)}"
+
+
+def _float_text(value: float) -> str:
+    if value == 0.0:
+        return "0.0"
+    if value == 1.0:
+        return "1.0"
+    return floatToGoString(value)
 
 
 _LE_TEXT: dict[float, str] = {}
