@@ -5,7 +5,9 @@ raises. When the queue is full the item is dropped and counted (``spyglass_dropp
 with reason ``queue_full``). The worker sends full batches as soon as they are full, and what
 is left every ``interval`` seconds: never "whatever arrived while the last send ran", which under
 load degenerates into many tiny uploads whose fixed cost (encoding, HTTP, the GIL) dominates.
-A failed send drops the batch, counts it, and logs one warning per five minutes. The thread
+A failed send drops the batch, counts it, and logs one warning per five minutes; after a
+failure the worker backs off (1 s, doubling to 8 s) and drops batches without encoding them until
+the next try, so a backend that is down costs the app almost nothing. The thread
 starts lazily on the first item and again after a fork, since threads do not survive a fork.
 
 Batches of up to 512 (the SDK's default): each upload has a fixed cost (an HTTP round trip,
@@ -36,6 +38,8 @@ __all__ = ["BatchWorker"]
 #: Longest a flush waits once the backend has failed (refused, errored or hung): at exit the
 #: app must not wait the full timeout per signal and per process on a backend that is down.
 FAILING_FLUSH_TIMEOUT = 0.5
+#: Longest wait between tries while the backend keeps failing.
+MAX_BACKOFF = 8.0
 
 T = TypeVar("T")
 
@@ -64,6 +68,8 @@ class BatchWorker(Generic[T]):
         self._stopped = False
         self._flush_lock = threading.Lock()
         self._failing = False  # the last export (or flush) failed or timed out
+        self._backoff = 0.0
+        self._retry_at = 0.0
 
     def put(self, item: T) -> None:
         """Never blocks, never raises: the request path calls this."""
@@ -106,10 +112,14 @@ class BatchWorker(Generic[T]):
                 batch: list[T] = []
                 while queue and len(batch) < self._max_batch:
                     batch.append(queue.popleft())
-                self._export(batch)
+                # A flush (deadline set) tries the backend even while backing off.
+                self._export(batch, backoff=deadline is None)
             self._gauge()
 
-    def _export(self, batch: list[T]) -> None:
+    def _export(self, batch: list[T], backoff: bool = True) -> None:
+        if backoff and self._failing and time.monotonic() < self._retry_at:
+            self._count("dropped", reason="export_failed", amount=len(batch))
+            return
         try:
             ok = self._send(batch)
         except Exception as exc:  # noqa: BLE001
@@ -120,9 +130,12 @@ class BatchWorker(Generic[T]):
             reason = "the backend refused or did not answer in time"
         if ok:
             self._failing = False
+            self._backoff = 0.0
             self._count("exported", amount=len(batch))
             return
         self._failing = True
+        self._backoff = min(MAX_BACKOFF, self._backoff * 2 or 1.0)
+        self._retry_at = time.monotonic() + self._backoff
         self._count("dropped", reason="export_failed", amount=len(batch))
         self._count("export_errors")
         warn_once_per(f"export-{self.signal}",
