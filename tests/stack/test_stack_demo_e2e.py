@@ -82,6 +82,10 @@ PER_SERVICE_EXEMPT: dict[tuple[str, str, str], str] = {
             "only asyncio servers have an event loop to measure (storefront's uvicorn)"
         for svc in ("orders", "payments", "worker")
     },
+    ("payments", RUNTIME, "GC pause p99 / A"):
+        "payments serves a handful of requests a minute here and frees what it allocates, so "
+        "it may run no collection in the 1m window: histogram_quantile over all-zero rates "
+        "is NaN (the collections panel shows the 0)",
 }
 # Panels empty because of an agent bug, reported to its owners. Asserted still empty, so the
 # entry has to go once the bug is fixed.
