@@ -88,6 +88,10 @@ class ExemplarStore:
     def get(self, sample_name: str, labels: dict[str, str]) -> Exemplar | None:
         return self._data.get((sample_name, tuple(sorted(labels.items()))))
 
+    def get_by_key(self, key: tuple[str, tuple[tuple[str, str], ...]]) -> Exemplar | None:
+        """``get`` with the key already built: (sample name, sorted label pairs)."""
+        return self._data.get(key)
+
     def serve(self, directory: str) -> None:
         """Receive exemplars from the other processes in a daemon thread."""
         path = os.path.join(directory, _SOCKET_NAME)
@@ -148,6 +152,7 @@ class DirectoryCollector:
         self._keys: dict[str, _Key] = {}
         self._headers: dict[tuple[str, str, str, bool], str] = {}
         self._layouts: dict[str, _Layout] = {}
+        self._exemplar_keys: dict[tuple[Any, ...], tuple[str, tuple[tuple[str, str], ...]]] = {}
         self._prefixes: dict[tuple[Any, ...], str] = {}
         self._clock_ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
         self._page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
@@ -226,7 +231,11 @@ class DirectoryCollector:
                         bucket, tuple(sorted((*labels, ("le", _le_text(le))))), om)
                 ex = ""
                 if exemplars is not None:
-                    found = exemplars.get(bucket, dict((*labels, ("le", _le_text(le)))))
+                    ex_key = self._exemplar_keys.get(bucket_key)
+                    if ex_key is None:
+                        ex_key = self._exemplar_keys[bucket_key] = (
+                            bucket, tuple(sorted((*labels, ("le", _le_text(le))))))
+                    found = exemplars.get_by_key(ex_key)
                     if found is not None:
                         ex = _exemplar_text(found)
                 out.append(f"{prefix} {fmt(total)}{ex}\n")
@@ -237,6 +246,7 @@ class DirectoryCollector:
             out.append(f"{prefix} {fmt(total)}\n")
         if len(prefixes) > _MAX_CACHED_KEYS:
             prefixes.clear()
+            self._exemplar_keys.clear()
 
     def _accumulate(self, files: list[str], prune: bool) -> dict[str, _Acc]:
         """Sum ``files`` per series; ``prune`` forgets cached layouts of files not listed
