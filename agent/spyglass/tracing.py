@@ -46,7 +46,7 @@ from spyglass._log import get_logger
 from spyglass.config import Config
 from spyglass.export.batch import BatchWorker
 from spyglass.export.http import Poster, otlp_poster
-from spyglass.export.otlp import CONTENT_TYPE, encode_spans
+from spyglass.export.otlp import CONTENT_TYPE, as_record, encode_spans
 from spyglass.scrub import REDACTED, SENSITIVE_HEADERS, scrub_query, scrub_sql, scrub_url
 from spyglass.spans import LightSpan, LightTracer, LightTracerProvider
 
@@ -354,7 +354,8 @@ def _light_span_ended(span: LightSpan) -> None:
         if span.kind is trace.SpanKind.CLIENT and span.end_time is not None:
             record_dependency(attrs, (span.end_time - span.start_time) / 1e9)
         if _worker is not None and span.context.trace_flags.sampled:
-            _worker.put(span)  # type: ignore[arg-type]
+            # Queued as a plain tuple the garbage collector untracks (see export/otlp.py).
+            _worker.put(as_record(span))  # type: ignore[arg-type]
     except Exception:  # noqa: BLE001
         get_logger().debug("ending a span failed", exc_info=True)
 
