@@ -157,14 +157,18 @@ class DirectoryCollector:
         self._clock_ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
         self._page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
+    def _compacted_files(self) -> list[str]:
+        """Fold exited processes into the archives, then list the files (caller holds _lock)."""
+        try:
+            self.compact()
+        except Exception:  # noqa: BLE001 - a failed compaction retries at the next scrape
+            get_logger().warning("metrics compaction failed; retrying at the next scrape",
+                                 exc_info=True)
+        return glob.glob(os.path.join(self._dir, "*.db"))
+
     def collect(self) -> Iterator[Metric]:
         with self._lock:
-            try:
-                self.compact()
-            except Exception:  # noqa: BLE001 - a failed compaction retries at the next scrape
-                get_logger().warning("metrics compaction failed; retrying at the next scrape",
-                                     exc_info=True)
-            files = glob.glob(os.path.join(self._dir, "*.db"))
+            files = self._compacted_files()
             metrics = self._merge(files, accumulate=True)
         for metric in metrics:
             if metric.type == "histogram" and self._exemplars is not None:
@@ -183,12 +187,7 @@ class DirectoryCollector:
         character by character on every scrape (~250 ms text, ~400 ms OpenMetrics).
         """
         with self._lock:
-            try:
-                self.compact()
-            except Exception:  # noqa: BLE001 - a failed compaction retries at the next scrape
-                get_logger().warning("metrics compaction failed; retrying at the next scrape",
-                                     exc_info=True)
-            files = glob.glob(os.path.join(self._dir, "*.db"))
+            files = self._compacted_files()
             accs = self._accumulate(files, prune=True)
             out: list[str] = []
             for name, a in accs.items():
