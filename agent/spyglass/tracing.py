@@ -146,14 +146,14 @@ class ScrubProcessor(SpanProcessor):
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         attrs = span.attributes
-        if not attrs or _ours(span):
+        if not attrs:
             return
         for key, value in _scrubbed(attrs):
             span.set_attribute(key, value)
 
     def _on_ending(self, span: Span) -> None:
         attrs = getattr(span, "_attributes", None)
-        if not attrs or _ours(span):
+        if not attrs:
             return
         changes = _scrubbed(attrs)
         if not changes:
@@ -168,12 +168,6 @@ class ScrubProcessor(SpanProcessor):
             get_logger().debug("scrub on ending failed", exc_info=True)
         finally:
             attrs._immutable = True
-
-
-def _ours(span: Span) -> bool:
-    """Server spans made by spyglass.server are built scrubbed: skip the scan (hot path)."""
-    scope = span.instrumentation_scope
-    return scope is not None and scope.name == SERVER_SCOPE
 
 
 def _scrubbed(attrs: Any) -> list[tuple[str, str | tuple[str, ...]]]:
