@@ -211,6 +211,7 @@ def _serve(config: Config, directory: str, exemplars: ExemplarStore) -> None:
     from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
     collector = DirectoryCollector(directory, exemplars, extra=[_target_info(config)])
+    collector.start_folding()
 
     def app(environ: dict, start_response: Any) -> list[bytes]:
         accept = environ.get("HTTP_ACCEPT", "")

@@ -2,15 +2,20 @@
 
 The first process of an app instance (the gunicorn arbiter, the uvicorn supervisor, the Celery
 master, Django's autoreloader, or the app itself when it does not fork) owns the metrics
-directory and serves it. At every scrape it:
+directory and serves it.
 
-1. **compacts** the files of processes that have exited: their counters and histograms are
-   merged into ``counter_archive.db`` / ``histogram_archive.db`` and the files deleted, and
-   their gauges are dropped. So the directory holds one set of files per *live* process plus
-   two archives, however many workers churned (prometheus/client_python#275, #367: files pile
-   up and scrapes slow down), and the totals stay exact, dead workers included.
-2. **merges** live files and archives, summing exactly as prometheus_client's
-   ``MultiProcessCollector`` does (same file format), but with parsed keys kept across scrapes.
+1. **Folding, in a background thread** (:meth:`DirectoryCollector.start_folding`): the files
+   of processes that have exited are merged into ``counter_archive.db`` /
+   ``histogram_archive.db`` and deleted, and their gauges dropped. So the directory holds one
+   set of files per *live* process plus two archives, however many workers churned
+   (prometheus/client_python#275, #367: files pile up and scrapes slow down), and the totals
+   stay exact, dead workers included. Rewriting an archive takes up to a second after a burst
+   of restarts, which is why no scrape waits for it: a scrape reads a dead worker's counters
+   and histograms from its own file until they are folded, and the fold swaps the new archive
+   in and deletes the folded files under the scrape lock, so no scrape counts them twice.
+2. **At every scrape, merging** live files, not-yet-folded files and archives, summing exactly
+   as prometheus_client's ``MultiProcessCollector`` does (same file format), but with parsed
+   keys kept across scrapes. Gauges of exited processes are left out.
 3. **attaches exemplars**: workers send the trace id of a sampled request per histogram bucket
    over a Unix datagram socket (lossy by design: an exemplar is a sample, and a full socket must
    never block a request), and the owner keeps the latest per bucket.
@@ -20,6 +25,7 @@ directory and serves it. At every scrape it:
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import os
@@ -72,7 +78,8 @@ class ExemplarStore:
 
     def __init__(self, limit: int = _MAX_EXEMPLARS) -> None:
         self._limit = limit
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # held by a scrape, and by a fold's final swap
+        self._fold_lock = threading.Lock()  # one fold at a time
         self._data: OrderedDict[tuple[str, tuple[tuple[str, str], ...]], Exemplar] = OrderedDict()
 
     def offer(self, metric: str, labels: dict[str, str], le: str, value: float,
@@ -148,7 +155,8 @@ class DirectoryCollector:
         self._exemplars = exemplars
         self._extra = list(extra)
         self._proc = proc_root
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # held by a scrape, and by a fold's final swap
+        self._fold_lock = threading.Lock()  # one fold at a time
         self._keys: dict[str, _Key] = {}
         self._headers: dict[tuple[str, str, str, bool], str] = {}
         self._layouts: dict[str, _Layout] = {}
@@ -157,19 +165,49 @@ class DirectoryCollector:
         self._clock_ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
         self._page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
-    def _compacted_files(self) -> list[str]:
-        """Fold exited processes into the archives, then list the files (caller holds _lock)."""
-        try:
-            self.compact()
-        except Exception:  # noqa: BLE001 - a failed compaction retries at the next scrape
-            get_logger().warning("metrics compaction failed; retrying at the next scrape",
-                                 exc_info=True)
-        return glob.glob(os.path.join(self._dir, "*.db"))
+    def _scrape_files(self) -> list[str]:
+        """The files a scrape reads (caller holds ``_lock``): every counter and histogram file,
+        folded or not, and the gauge files of live processes only."""
+        alive: dict[int, bool] = {}
+        files = []
+        for path in glob.glob(os.path.join(self._dir, "*.db")):
+            if os.path.basename(path).startswith("gauge_"):
+                pid = _pid_of(path)
+                if pid is not None:
+                    live = alive.get(pid)
+                    if live is None:
+                        live = alive[pid] = _alive(pid)
+                    if not live:
+                        continue
+            files.append(path)
+        return files
+
+    def start_folding(self, min_interval: float = 2.0, max_share: float = 0.2) -> None:
+        """Fold exited processes' files into the archives from a daemon thread, for good.
+
+        A fold runs when files of exited processes are waiting, at most every
+        ``min_interval`` seconds and, after a slow fold, only once ``max_share`` of the time
+        since it began has been spent folding: under heavy worker churn the owner (often the
+        process manager that forks the workers) keeps most of its time for its own work.
+        The thread exists only in the owner; forked children never call the collector.
+        """
+        def run() -> None:
+            pause = min_interval
+            while True:
+                time.sleep(pause)
+                began = time.monotonic()
+                try:
+                    self.compact()
+                except Exception:  # noqa: BLE001 - the next round retries; scrapes stay exact
+                    get_logger().warning("folding exited workers' metrics failed; retrying",
+                                         exc_info=True)
+                pause = max(min_interval, (time.monotonic() - began) / max_share)
+
+        threading.Thread(target=run, name="spyglass-metrics-fold", daemon=True).start()
 
     def collect(self) -> Iterator[Metric]:
         with self._lock:
-            files = self._compacted_files()
-            metrics = self._merge(files, accumulate=True)
+            metrics = self._merge(self._scrape_files())
         for metric in metrics:
             if metric.type == "histogram" and self._exemplars is not None:
                 metric.samples = [self._with_exemplar(s) for s in metric.samples]
@@ -187,8 +225,7 @@ class DirectoryCollector:
         character by character on every scrape (~250 ms text, ~400 ms OpenMetrics).
         """
         with self._lock:
-            files = self._compacted_files()
-            accs = self._accumulate(files, prune=True)
+            accs = self._accumulate(self._scrape_files(), self._layouts, prune=True)
             out: list[str] = []
             for name, a in accs.items():
                 self._render_family(out, name, a, openmetrics)
@@ -247,14 +284,15 @@ class DirectoryCollector:
             prefixes.clear()
             self._exemplar_keys.clear()
 
-    def _accumulate(self, files: list[str], prune: bool) -> dict[str, _Acc]:
-        """Sum ``files`` per series; ``prune`` forgets cached layouts of files not listed
-        (only when ``files`` is the whole directory, not a compaction's subset)."""
+    def _accumulate(self, files: list[str], layouts: dict[str, _Layout],
+                    prune: bool) -> dict[str, _Acc]:
+        """Sum ``files`` per series, with ``layouts`` as the cache of parsed file layouts;
+        ``prune`` forgets cached layouts of files not listed (only when ``files`` is all a
+        scrape reads)."""
         keys = self._keys
         if len(keys) > _MAX_CACHED_KEYS:
             keys.clear()
         acc: dict[str, _Acc] = {}
-        layouts = self._layouts
         seen: set[str] = set()
         for path in files:
             parts = os.path.basename(path).split("_")
@@ -316,7 +354,7 @@ class DirectoryCollector:
             layouts[path] = (inode, used, entries)
         return entries, data
 
-    def _merge(self, files: list[str], accumulate: bool) -> list[Metric]:
+    def _merge(self, files: list[str]) -> list[Metric]:
         """Sum the files the way prometheus_client's ``MultiProcessCollector.merge`` does.
 
         Same file format and the same results, but each key's JSON is parsed once and kept
@@ -325,8 +363,8 @@ class DirectoryCollector:
         routes and spent most of a 500 ms scrape doing so. A file that vanished between the
         glob and the read (a dead process's gauges) is skipped instead of failing the scrape.
         """
-        acc = self._accumulate(files, prune=accumulate)
-        return [a.metric(name, accumulate) for name, a in acc.items()]
+        acc = self._accumulate(files, self._layouts, prune=True)
+        return [a.metric(name, accumulate=True) for name, a in acc.items()]
 
     def _with_exemplar(self, sample: Sample) -> Sample:
         if not sample.name.endswith("_bucket") or self._exemplars is None:
@@ -337,46 +375,63 @@ class DirectoryCollector:
     def compact(self) -> list[int]:
         """Fold the files of exited processes into the archives; return their pids.
 
-        All the dead files of one kind are merged with the archive in one pass, so a scrape
-        after many restarts costs one rewrite per kind, not one per dead process.
+        All the dead files of one kind are merged with the archive in one pass, so a fold
+        after many restarts costs one rewrite per kind, not one per dead process. The merge
+        and the rewrite happen outside the scrape lock (scrapes go on reading the dead files
+        meanwhile); only the swap -- new archive in, folded files out -- holds it, so every
+        scrape sees each dead worker's counts exactly once.
         """
-        by_pid: dict[int, list[str]] = {}
-        for path in glob.glob(os.path.join(self._dir, "*.db")):
-            pid = _pid_of(path)
-            if pid is not None:
-                by_pid.setdefault(pid, []).append(path)
-        dead = [pid for pid in by_pid if not _alive(pid)]
-        to_fold: dict[str, list[str]] = {}
-        for pid in dead:
-            for path in by_pid[pid]:
-                kind = os.path.basename(path).split("_", 1)[0]
-                if kind in _ARCHIVABLE:
-                    to_fold.setdefault(kind, []).append(path)
-                else:
+        with self._fold_lock:
+            by_pid: dict[int, list[str]] = {}
+            for path in glob.glob(os.path.join(self._dir, "*.db")):
+                pid = _pid_of(path)
+                if pid is not None:
+                    by_pid.setdefault(pid, []).append(path)
+            dead = [pid for pid in by_pid if not _alive(pid)]
+            to_fold: dict[str, list[str]] = {}
+            gauges: list[tuple[int, str]] = []
+            for pid in dead:
+                for path in by_pid[pid]:
+                    kind = os.path.basename(path).split("_", 1)[0]
+                    if kind in _ARCHIVABLE:
+                        to_fold.setdefault(kind, []).append(path)
+                    else:
+                        gauges.append((pid, path))
+            for kind, paths in to_fold.items():
+                folded = set(paths)
+                self._fold(kind, paths, {p for p in dead if folded.intersection(by_pid[p])})
+            for pid, path in gauges:
+                if _alive(pid):
+                    continue  # the pid was reused meanwhile: the file is a live process's now
+                with contextlib.suppress(FileNotFoundError):
                     os.unlink(path)
-        for kind, paths in to_fold.items():
-            self._fold(kind, paths)
-        return dead
+            return dead
 
-    def _fold(self, kind: str, paths: list[str]) -> None:
+    def _fold(self, kind: str, paths: list[str], pids: set[int]) -> None:
         archive = os.path.join(self._dir, f"{kind}_archive.db")
         sources = paths + ([archive] if os.path.exists(archive) else [])
-        merged = self._merge(sources, accumulate=False)
+        # Its own layout cache: the scrape thread may be parsing the same files right now.
+        acc = self._accumulate(sources, {}, prune=False)
         tmp = archive + ".tmp"
         if os.path.exists(tmp):
             os.unlink(tmp)
         out = MmapedDict(tmp)
         try:
-            for metric in merged:
-                for s in metric.samples:
-                    key = mmap_key(metric.name, s.name, list(s.labels), list(s.labels.values()),
-                                   metric.documentation)
+            for name, a in acc.items():
+                for s in a.metric(name, accumulate=False).samples:
+                    key = mmap_key(name, s.name, list(s.labels), list(s.labels.values()), a.help)
                     out.write_value(key, s.value, 0.0)
         finally:
             out.close()
-        os.replace(tmp, archive)
-        for path in paths:
-            os.unlink(path)
+        with self._lock:
+            if any(_alive(pid) for pid in pids):
+                # A pid was reused while we merged, and its new process may have written to
+                # the old file: keep everything as it is, the next fold retries.
+                os.unlink(tmp)
+                return
+            os.replace(tmp, archive)
+            for path in paths:
+                os.unlink(path)
 
     def _process_metrics(self) -> Iterator[Metric]:
         cpu = _Family("process_cpu_seconds_total", "CPU seconds (user + system) per process",

@@ -8,6 +8,8 @@ from __future__ import annotations
 import glob
 import os
 import signal
+import threading
+import time
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
@@ -54,23 +56,107 @@ def test_counts_are_summed_over_live_and_dead_processes(tmp_path):
     assert value(families, "demo_requests_total", route="/a") == 51
 
 
-def test_dead_processes_are_compacted_so_files_do_not_pile_up(tmp_path):
+def _files(directory) -> list[str]:  # type: ignore[no-untyped-def]
+    return sorted(os.path.basename(p) for p in glob.glob(str(directory / "*.db")))
+
+
+def _only_archives_and_live(files: list[str]) -> bool:
+    return all(f.endswith("_archive.db") or f"_{os.getpid()}." in f for f in files)
+
+
+def test_dead_processes_are_folded_so_files_do_not_pile_up(tmp_path):
     store = ProcessStore(str(tmp_path))
     hist = Histogram(store, "demo_seconds", "Latency.", ["route"], buckets=(0.1, 1.0))
     registry = _registry(str(tmp_path))
+    collector = DirectoryCollector(str(tmp_path))
     for i in range(40):
         _in_child(lambda i=i: hist.labels("/x").observe(0.05 if i % 2 else 0.5))
         if i % 10 == 0:
-            _scrape(registry)
+            collector.compact()
+    collector.compact()
     families = _scrape(registry)
-    files = sorted(os.path.basename(p) for p in glob.glob(str(tmp_path / "*.db")))
+    files = _files(tmp_path)
     # Only the archives and this (live) process's files remain, however many workers churned.
-    assert all(f.endswith("_archive.db") or f"_{os.getpid()}." in f for f in files), files
+    assert _only_archives_and_live(files), files
     assert len(files) <= 3
     assert value(families, "demo_seconds_count", route="/x") == 40
     assert value(families, "demo_seconds_bucket", route="/x", le="0.1") == 20
     assert value(families, "demo_seconds_bucket", route="/x", le="1.0") == 40
     assert value(families, "demo_seconds_sum", route="/x") == pytest.approx(20 * 0.05 + 20 * 0.5)
+
+
+def test_a_scrape_never_folds_and_still_counts_dead_workers_exactly(tmp_path):
+    """The fold (rewriting an archive: up to a second after a burst of restarts) is not the
+    scrape's job; until it happens a scrape reads dead workers' own files."""
+    store = ProcessStore(str(tmp_path))
+    requests = Counter(store, "demo_requests_total", "Requests.", ["route"])
+    active = Gauge(store, "demo_active", "Active.", mode="livesum")
+    active.labels().inc(1)
+    for _ in range(6):
+        _in_child(lambda: (requests.labels("/a").inc(3), active.labels().inc(5)))
+    collector = DirectoryCollector(str(tmp_path))
+    before = _files(tmp_path)
+    text = parse(collector.render(openmetrics=False).decode())
+    assert value(text, "demo_requests_total", route="/a") == 18
+    assert value(text, "demo_active") == 1  # dead workers' gauges are left out
+    assert _files(tmp_path) == before, "a scrape folded files"
+    collector.compact()
+    assert _only_archives_and_live(_files(tmp_path))
+    text = parse(collector.render(openmetrics=False).decode())
+    assert value(text, "demo_requests_total", route="/a") == 18
+
+
+def test_the_background_fold_keeps_files_bounded(tmp_path):
+    store = ProcessStore(str(tmp_path))
+    requests = Counter(store, "demo_requests_total", "Requests.")
+    collector = DirectoryCollector(str(tmp_path))
+    collector.start_folding(min_interval=0.05)
+    for _ in range(20):
+        _in_child(lambda: requests.labels().inc())
+    wait_until(lambda: _only_archives_and_live(_files(tmp_path)), timeout=10,
+               message="the fold thread folded the exited children's files")
+    text = parse(collector.render(openmetrics=False).decode())
+    assert value(text, "demo_requests_total") == 20
+
+
+def test_scrapes_during_folds_count_every_dead_worker_exactly_once(tmp_path):
+    """Workers exit while the fold thread folds and scrapes run: no scrape may count a folded
+    worker twice (archive swapped in, file not yet deleted) or miss it (file deleted, archive
+    not yet swapped in). Each child adds 1 and exits before the next starts, so every scrape
+    must lie between the children finished before it began and those finished after it."""
+    store = ProcessStore(str(tmp_path))
+    requests = Counter(store, "demo_requests_total", "Requests.")
+    collector = DirectoryCollector(str(tmp_path))
+    collector.start_folding(min_interval=0.001, max_share=1.0)
+    finished = [0]
+    stop = threading.Event()
+
+    def churn() -> None:
+        while not stop.is_set():
+            _in_child(lambda: requests.labels().inc())
+            finished[0] += 1
+
+    worker = threading.Thread(target=churn)
+    worker.start()
+    seen = []
+    try:
+        deadline = time.monotonic() + 4
+        while time.monotonic() < deadline:
+            low = finished[0]
+            got = value(parse(collector.render(openmetrics=False).decode()),
+                        "demo_requests_total")
+            high = finished[0] + 1  # one child may have added before being counted finished
+            assert low <= got <= high, (low, got, high)
+            seen.append(got)
+    finally:
+        stop.set()
+        worker.join()
+    assert len(seen) > 20 and seen[-1] > 20, seen
+    assert any(f.endswith("_archive.db") for f in _files(tmp_path)), "nothing was ever folded"
+    wait_until(lambda: _only_archives_and_live(_files(tmp_path)), timeout=10,
+               message="everything folded after the churn")
+    text = parse(collector.render(openmetrics=False).decode())
+    assert value(text, "demo_requests_total") == finished[0]
 
 
 def test_a_killed_worker_keeps_what_it_recorded(tmp_path):
@@ -198,7 +284,7 @@ def test_merge_matches_prometheus_clients_multiprocess_collector(tmp_path):
         return {(s.name, tuple(sorted(s.labels.items())), round(s.value, 9))
                 for m in metrics for s in m.samples}
 
-    ours = DirectoryCollector(str(tmp_path))._merge(files, accumulate=True)
+    ours = DirectoryCollector(str(tmp_path))._merge(files)
     theirs = MultiProcessCollector.merge(files, accumulate=True)
     for pid in children:
         os.kill(pid, signal.SIGKILL)
