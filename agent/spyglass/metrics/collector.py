@@ -43,6 +43,7 @@ from prometheus_client.samples import Exemplar, Sample
 from prometheus_client.utils import floatToGoString
 
 from spyglass._log import get_logger
+from spyglass.metrics.table import SeriesTable, metrics_of, render_families
 
 __all__ = ["DirectoryCollector", "ExemplarClient", "ExemplarStore", "live_pids"]
 
@@ -78,9 +79,10 @@ class ExemplarStore:
 
     def __init__(self, limit: int = _MAX_EXEMPLARS) -> None:
         self._limit = limit
-        self._lock = threading.Lock()  # held by a scrape, and by a fold's final swap
-        self._fold_lock = threading.Lock()  # one fold at a time
-        self._data: OrderedDict[tuple[str, tuple[tuple[str, str], ...]], Exemplar] = OrderedDict()
+        self._lock = threading.Lock()
+        # Each exemplar with its OpenMetrics suffix, rendered once here rather than per scrape.
+        self._data: OrderedDict[tuple[str, tuple[tuple[str, str], ...]],
+                                tuple[Exemplar, str]] = OrderedDict()
 
     def offer(self, metric: str, labels: dict[str, str], le: str, value: float,
               trace_id: str, span_id: str) -> None:
@@ -88,16 +90,22 @@ class ExemplarStore:
         ex = Exemplar({"trace_id": trace_id, "span_id": span_id}, value, time.time())
         with self._lock:
             self._data.pop(key, None)
-            self._data[key] = ex
+            self._data[key] = (ex, _exemplar_text(ex))
             while len(self._data) > self._limit:
                 self._data.popitem(last=False)
 
     def get(self, sample_name: str, labels: dict[str, str]) -> Exemplar | None:
-        return self._data.get((sample_name, tuple(sorted(labels.items()))))
+        return self.get_by_key((sample_name, tuple(sorted(labels.items()))))
 
     def get_by_key(self, key: tuple[str, tuple[tuple[str, str], ...]]) -> Exemplar | None:
         """``get`` with the key already built: (sample name, sorted label pairs)."""
-        return self._data.get(key)
+        found = self._data.get(key)
+        return found[0] if found is not None else None
+
+    def suffix_by_key(self, key: tuple[str, tuple[tuple[str, str], ...]]) -> str:
+        """The exemplar as OpenMetrics writes it after a bucket's value, or ""."""
+        found = self._data.get(key)
+        return found[1] if found is not None else ""
 
     def serve(self, directory: str) -> None:
         """Receive exemplars from the other processes in a daemon thread."""
@@ -162,6 +170,7 @@ class DirectoryCollector:
         self._layouts: dict[str, _Layout] = {}
         self._exemplar_keys: dict[tuple[Any, ...], tuple[str, tuple[tuple[str, str], ...]]] = {}
         self._prefixes: dict[tuple[Any, ...], str] = {}
+        self._table = SeriesTable(_MAX_CACHED_KEYS)
         self._clock_ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
         self._page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
@@ -205,13 +214,46 @@ class DirectoryCollector:
 
         threading.Thread(target=run, name="spyglass-metrics-fold", daemon=True).start()
 
+    def _read_scrape(self) -> tuple[list[float], list[Any], dict[str, _Acc]]:
+        return self._read(self._scrape_files())
+
+    def _read(self, files: list[str]) -> tuple[list[float], list[Any], dict[str, _Acc]]:
+        """Sum ``files``, all a scrape reads: counters and histograms through the series
+        table, gauges through the dict path (caller holds ``_lock``).
+
+        Same file format and the same results as prometheus_client's
+        ``MultiProcessCollector.merge``, but each key's JSON is parsed once and kept across
+        scrapes: the stock merge parses ~40,000 keys per scrape with 4 workers and 500 routes
+        and spent most of a 500 ms scrape doing so. A file that vanished between the glob and
+        the read is skipped instead of failing the scrape.
+        """
+        summed: list[tuple[str, str]] = []
+        gauges: list[str] = []
+        for path in files:
+            kind = os.path.basename(path).split("_", 1)[0]
+            if kind == "gauge":
+                gauges.append(path)
+            else:
+                summed.append((path, kind))
+        sums, plan = self._table.sum_files(summed, self._parsed)
+        return sums, plan, self._accumulate(gauges, self._layouts, prune=True)
+
+    def _parsed(self, key: str) -> _Key:
+        keys = self._keys
+        parsed = keys.get(key)
+        if parsed is None:
+            if len(keys) > _MAX_CACHED_KEYS:
+                keys.clear()
+            parsed = keys[key] = _parse_key(key)
+        return parsed
+
     def collect(self) -> Iterator[Metric]:
         with self._lock:
-            metrics = self._merge(self._scrape_files())
-        for metric in metrics:
-            if metric.type == "histogram" and self._exemplars is not None:
-                metric.samples = [self._with_exemplar(s) for s in metric.samples]
-            yield metric
+            sums, plan, gauges = self._read_scrape()
+        store = self._exemplars
+        yield from metrics_of(sums, plan, store.get_by_key if store is not None else None)
+        for name, a in gauges.items():
+            yield a.metric(name, accumulate=True)
         yield from self._process_metrics()
         yield from self._extra
 
@@ -219,15 +261,19 @@ class DirectoryCollector:
         """The whole exposition, in the text format or OpenMetrics, rendered directly.
 
         Same output as ``prometheus_client``'s ``generate_latest`` over :meth:`collect`
-        (``tests/agent/metrics/test_render.py`` compares them), but each series' name and
-        escaped labels are formatted once and cached across scrapes: with 4 workers x 500
-        routes that is ~8,500 series, and the stock exposition escaped every label value
-        character by character on every scrape (~250 ms text, ~400 ms OpenMetrics).
+        (``tests/agent/metrics/test_render.py`` compares them), but from the series table's
+        plan (``metrics/table.py``): each series' name and escaped labels are formatted once
+        and kept across scrapes. With 4 workers x 500 routes that is ~8,500 series, and the
+        stock exposition escaped every label value character by character on every scrape
+        (~250 ms text, ~400 ms OpenMetrics).
         """
         with self._lock:
-            accs = self._accumulate(self._scrape_files(), self._layouts, prune=True)
+            sums, plan, gauges = self._read_scrape()
             out: list[str] = []
-            for name, a in accs.items():
+            store = self._exemplars
+            exemplar = store.suffix_by_key if openmetrics and store is not None else None
+            render_families(out, sums, plan, openmetrics, self._header, exemplar, _float_text)
+            for name, a in gauges.items():
                 self._render_family(out, name, a, openmetrics)
         small = _SmallRegistry([*self._process_metrics(), *self._extra])
         if openmetrics:
@@ -240,12 +286,15 @@ class DirectoryCollector:
             tail = generate_latest(small)
         return "".join(out).encode() + tail
 
-    def _render_family(self, out: list[str], name: str, a: _Acc, om: bool) -> None:
-        kind = a.kind
-        header = self._headers.get((name, kind, a.help, om))
+    def _header(self, name: str, kind: str, help_text: str, om: bool) -> str:
+        header = self._headers.get((name, kind, help_text, om))
         if header is None:
-            header = self._headers[(name, kind, a.help, om)] = _header(name, kind, a.help, om)
-        out.append(header)
+            header = self._headers[(name, kind, help_text, om)] = _header(name, kind,
+                                                                          help_text, om)
+        return header
+
+    def _render_family(self, out: list[str], name: str, a: _Acc, om: bool) -> None:
+        out.append(self._header(name, a.kind, a.help, om))
         prefixes = self._prefixes
         fmt = _float_text
         for (sample_name, labels), value in a.samples.items():
@@ -355,22 +404,10 @@ class DirectoryCollector:
         return entries, data
 
     def _merge(self, files: list[str]) -> list[Metric]:
-        """Sum the files the way prometheus_client's ``MultiProcessCollector.merge`` does.
-
-        Same file format and the same results, but each key's JSON is parsed once and kept
-        across scrapes (with the ``le`` label already split off), and values are summed in
-        plain dicts: the stock merge parses ~40,000 keys per scrape with 4 workers and 500
-        routes and spent most of a 500 ms scrape doing so. A file that vanished between the
-        glob and the read (a dead process's gauges) is skipped instead of failing the scrape.
-        """
-        acc = self._accumulate(files, self._layouts, prune=True)
-        return [a.metric(name, accumulate=True) for name, a in acc.items()]
-
-    def _with_exemplar(self, sample: Sample) -> Sample:
-        if not sample.name.endswith("_bucket") or self._exemplars is None:
-            return sample
-        ex = self._exemplars.get(sample.name, sample.labels)
-        return sample._replace(exemplar=ex) if ex is not None else sample
+        """``files`` summed, as prometheus_client ``Metric`` objects without exemplars."""
+        sums, plan, gauges = self._read(files)
+        return [*metrics_of(sums, plan, None),
+                *(a.metric(name, accumulate=True) for name, a in gauges.items())]
 
     def compact(self) -> list[int]:
         """Fold the files of exited processes into the archives; return their pids.
@@ -530,11 +567,17 @@ def _exemplar_text(ex: Exemplar) -> str:
 
 
 def _float_text(value: float) -> str:
-    if value == 0.0:
-        return "0.0"
-    if value == 1.0:
-        return "1.0"
-    return floatToGoString(value)
+    """``floatToGoString``, remembered: most values on a scrape are small whole counts."""
+    text = _FLOAT_TEXT.get(value)
+    if text is None:
+        text = floatToGoString(value)
+        if len(_FLOAT_TEXT) >= 4096:
+            _FLOAT_TEXT.clear()
+        _FLOAT_TEXT[value] = text
+    return text
+
+
+_FLOAT_TEXT: dict[float, str] = {}
 
 
 _LE_TEXT: dict[float, str] = {}

@@ -291,3 +291,43 @@ def test_merge_matches_prometheus_clients_multiprocess_collector(tmp_path):
         os.waitpid(pid, 0)
     assert as_set(ours) == as_set(theirs)
     assert len(as_set(ours)) == 24  # 3 routes x (4 buckets + sum + count), 4 codes, 2 gauges
+
+
+def test_kept_layouts_follow_files_that_grow_and_archives_that_are_rewritten(tmp_path):
+    """The scrape keeps each file's parsed layout and series slots between scrapes; values
+    written since, series added since, and an archive replaced by a fold must all show up
+    exactly as prometheus_client's own reader sees the same files at that moment."""
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    def as_set(metrics) -> set:  # type: ignore[no-untyped-def]
+        return {(s.name, tuple(sorted(s.labels.items())), round(s.value, 9))
+                for m in metrics for s in m.samples}
+
+    store = ProcessStore(str(tmp_path))
+    hist = Histogram(store, "demo_seconds", "Latency.", ["route"], buckets=(0.1, 1.0))
+    count = Counter(store, "demo_total", "Count.", ["code"])
+    collector = DirectoryCollector(str(tmp_path))
+
+    def same() -> None:
+        files = collector._scrape_files()
+        ours = {m.name: m for m in collector.collect()}
+        theirs = MultiProcessCollector.merge(files, accumulate=True)
+        assert as_set(m for n, m in ours.items() if n.startswith("demo")) == as_set(theirs)
+
+    hist.labels("/a").observe(0.05)
+    same()
+    hist.labels("/a").observe(0.5)  # a value changes in place
+    count.labels("200").inc()  # a new series is appended to a file already read
+    same()
+    for code in ("500", "503"):  # exited workers, then their files folded into the archive
+        _in_child(lambda code=code: (count.labels(code).inc(2), hist.labels("/b").observe(3)))
+    same()
+    collector.compact()
+    same()
+    _in_child(lambda: count.labels("200").inc(5))
+    collector.compact()  # the archive is rewritten: a new file with new positions
+    count.labels("404").inc()
+    same()
+    text = parse(collector.render(openmetrics=False).decode())
+    assert value(text, "demo_total", code="200") == 6
+    assert value(text, "demo_seconds_count", route="/b") == 2
