@@ -38,7 +38,6 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.mmap_dict import MmapedDict, mmap_key
 from prometheus_client.samples import Exemplar, Sample
 from prometheus_client.utils import floatToGoString
 
@@ -80,9 +79,10 @@ class ExemplarStore:
     def __init__(self, limit: int = _MAX_EXEMPLARS) -> None:
         self._limit = limit
         self._lock = threading.Lock()
-        # Each exemplar with its OpenMetrics suffix, rendered once here rather than per scrape.
+        # Each exemplar with its OpenMetrics suffix, rendered at the first scrape that shows
+        # it and kept (workers may replace an exemplar many times between two scrapes).
         self._data: OrderedDict[tuple[str, tuple[tuple[str, str], ...]],
-                                tuple[Exemplar, str]] = OrderedDict()
+                                list[Any]] = OrderedDict()
 
     def offer(self, metric: str, labels: dict[str, str], le: str, value: float,
               trace_id: str, span_id: str) -> None:
@@ -90,7 +90,7 @@ class ExemplarStore:
         ex = Exemplar({"trace_id": trace_id, "span_id": span_id}, value, time.time())
         with self._lock:
             self._data.pop(key, None)
-            self._data[key] = (ex, _exemplar_text(ex))
+            self._data[key] = [ex, None]
             while len(self._data) > self._limit:
                 self._data.popitem(last=False)
 
@@ -105,7 +105,12 @@ class ExemplarStore:
     def suffix_by_key(self, key: tuple[str, tuple[tuple[str, str], ...]]) -> str:
         """The exemplar as OpenMetrics writes it after a bucket's value, or ""."""
         found = self._data.get(key)
-        return found[1] if found is not None else ""
+        if found is None:
+            return ""
+        text = found[1]
+        if text is None:
+            text = found[1] = _exemplar_text(found[0])
+        return str(text)
 
     def serve(self, directory: str) -> None:
         """Receive exemplars from the other processes in a daemon thread."""
@@ -445,21 +450,28 @@ class DirectoryCollector:
             return dead
 
     def _fold(self, kind: str, paths: list[str], pids: set[int]) -> None:
+        """Sum ``paths`` and the archive entry by entry and write the new archive.
+
+        Entries are summed by their stored key bytes (prometheus_client writes the same key
+        for the same series: sorted JSON) and the file is written directly in its format, so
+        a fold never parses JSON: it runs in the owner, often the process manager that forks
+        replacement workers, and a fold through parsed keys and ``MmapedDict`` writes took
+        ~250 ms for 500 routes.
+        """
         archive = os.path.join(self._dir, f"{kind}_archive.db")
         sources = paths + ([archive] if os.path.exists(archive) else [])
-        # Its own layout cache: the scrape thread may be parsing the same files right now.
-        acc = self._accumulate(sources, {}, prune=False)
+        sums: dict[bytes, float] = {}
+        for path in sources:
+            try:
+                with open(path, "rb") as fh:
+                    data = fh.read()
+                for key, value in _raw_entries(data):
+                    sums[key] = sums.get(key, 0.0) + value
+            except (FileNotFoundError, RuntimeError):
+                continue  # vanished, or torn by a crash mid-write: nothing more to recover
         tmp = archive + ".tmp"
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        out = MmapedDict(tmp)
-        try:
-            for name, a in acc.items():
-                for s in a.metric(name, accumulate=False).samples:
-                    key = mmap_key(name, s.name, list(s.labels), list(s.labels.values()), a.help)
-                    out.write_value(key, s.value, 0.0)
-        finally:
-            out.close()
+        with open(tmp, "wb") as fh:
+            fh.write(_db_bytes(sums))
         with self._lock:
             if any(_alive(pid) for pid in pids):
                 # A pid was reused while we merged, and its new process may have written to
@@ -499,6 +511,8 @@ class DirectoryCollector:
 _Key = tuple[str, str, tuple[tuple[str, str], ...], float | None, str]
 _Layout = tuple[int, int, list[tuple[int, _Key]]]  # inode, bytes parsed, (value pos, key)
 _unpack_int = struct.Struct("i").unpack_from
+_pack_int = struct.Struct("i").pack
+_pack_two_doubles = struct.Struct("dd").pack
 _unpack_two_doubles = struct.Struct("dd").unpack_from
 
 
@@ -517,6 +531,39 @@ def _read_all_values(data: bytes, used: int, start: int = 8) -> Iterator[tuple[s
         value, timestamp = _unpack_two_doubles(data, pos)
         yield encoded_key.decode("utf-8"), value, timestamp, pos
         pos += 16
+
+
+def _raw_entries(data: bytes) -> Iterator[tuple[bytes, float]]:
+    """(key bytes, value) of every entry of a prometheus_client ``MmapedDict`` file."""
+    if len(data) < 8:
+        return
+    used = _unpack_int(data, 0)[0]
+    if used > len(data):
+        raise RuntimeError("Read beyond file size detected, file is corrupted.")
+    pos = 8
+    while pos < used:
+        length = _unpack_int(data, pos)[0]
+        if length + pos > used:
+            raise RuntimeError("Read beyond file size detected, file is corrupted.")
+        key = data[pos + 4:pos + 4 + length]
+        pos += 4 + length + (8 - (length + 4) % 8)
+        yield key, _unpack_two_doubles(data, pos)[0]
+        pos += 16
+
+
+def _db_bytes(entries: dict[bytes, float]) -> bytes:
+    """A ``MmapedDict`` file holding ``entries``: a used-bytes header, then per entry its key
+    length, key, space padding to 8 bytes, value and timestamp (prometheus_client's layout)."""
+    parts = [b"\0" * 8]
+    size = 8
+    for key, value in entries.items():
+        length = len(key)
+        padding = 8 - (length + 4) % 8
+        parts.append(_pack_int(length) + key + b" " * padding
+                     + _pack_two_doubles(value, 0.0))
+        size += 4 + length + padding + 16
+    parts[0] = _pack_int(size) + b"\0" * 4
+    return b"".join(parts)
 
 
 def _parse_key(key: str) -> _Key:
