@@ -292,7 +292,7 @@ def _make_sender(config: Config):
 
 
 _poster: list[Poster] = []
-_CHUNK = 64
+_CHUNK = 16
 _YIELD_SECONDS = 0.0002
 
 
