@@ -203,6 +203,9 @@ class DirectoryCollector:
         ``min_interval`` seconds and, after a slow fold, only once ``max_share`` of the time
         since it began has been spent folding: under heavy worker churn the owner (often the
         process manager that forks the workers) keeps most of its time for its own work.
+        Each round also reads the directory as a scrape would, so the layouts of new workers'
+        files are parsed here rather than by the next scrape (the first scrape after a burst
+        of restarts otherwise parsed every new file's keys).
         The thread exists only in the owner; forked children never call the collector.
         """
         def run() -> None:
@@ -212,6 +215,8 @@ class DirectoryCollector:
                 began = time.monotonic()
                 try:
                     self.compact()
+                    with self._lock:
+                        self._read_scrape()
                 except Exception:  # noqa: BLE001 - the next round retries; scrapes stay exact
                     get_logger().warning("folding exited workers' metrics failed; retrying",
                                          exc_info=True)

@@ -331,3 +331,30 @@ def test_kept_layouts_follow_files_that_grow_and_archives_that_are_rewritten(tmp
     text = parse(collector.render(openmetrics=False).decode())
     assert value(text, "demo_total", code="200") == 6
     assert value(text, "demo_seconds_count", route="/b") == 2
+
+
+def test_the_background_round_parses_new_files_before_any_scrape(tmp_path):
+    """After a burst of restarts the new workers' files are parsed by the owner's background
+    round, not by the next scrape Prometheus waits on."""
+    store = ProcessStore(str(tmp_path))
+    requests = Counter(store, "demo_requests_total", "Requests.", ["route"])
+    requests.labels("/a").inc()
+    collector = DirectoryCollector(str(tmp_path))
+    collector.start_folding(min_interval=0.05)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        requests.labels("/b").inc(4)
+        os.write(write, b"x")
+        signal.pause()
+        os._exit(0)
+    try:
+        os.read(read, 1)
+        child_file = str(tmp_path / f"counter_{pid}.db")
+        wait_until(lambda: child_file in collector._table._layouts, timeout=10,
+                   message="the background round parsed the new worker's file")
+        text = parse(collector.render(openmetrics=False).decode())
+        assert value(text, "demo_requests_total", route="/b") == 4
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
