@@ -19,7 +19,12 @@ from typing import Any
 from spyglass import forksafe
 from spyglass._log import get_logger
 from spyglass.config import ENV_METRICS_DIR, ENV_METRICS_OWNER, Config
-from spyglass.metrics.collector import DirectoryCollector, ExemplarClient, ExemplarStore
+from spyglass.metrics.collector import (
+    DirectoryCollector,
+    ExemplarClient,
+    ExemplarStore,
+    SimpleFamily,
+)
 from spyglass.metrics.store import Counter, Gauge, Histogram, ProcessStore
 
 __all__ = ["DB_BUCKETS", "HTTP_BUCKETS", "Instruments", "get", "setup"]
@@ -127,14 +132,12 @@ def _make(store: ProcessStore, limit: int) -> Instruments:
     )
 
 
-def _target_info(config: Config):
-    from prometheus_client.core import GaugeMetricFamily
-
+def _target_info(config: Config) -> SimpleFamily:
     labels = {"service_name": config.service_name,
               "service_version": config.service_version or "",
               "deployment_environment": config.environment}
-    fam = GaugeMetricFamily("target_info", "Target metadata", labels=list(labels))
-    fam.add_metric(list(labels.values()), 1.0)
+    fam = SimpleFamily("target_info", "Target metadata", "gauge", list(labels))
+    fam.add(list(labels.values()), 1.0)
     return fam
 
 

@@ -34,17 +34,19 @@ import struct
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.samples import Exemplar, Sample
-from prometheus_client.utils import floatToGoString
-
 from spyglass._log import get_logger
+from spyglass.metrics._prom import leaf
 from spyglass.metrics.table import SeriesTable, metrics_of, render_families
 
-__all__ = ["DirectoryCollector", "ExemplarClient", "ExemplarStore", "live_pids"]
+__all__ = ["DirectoryCollector", "ExemplarClient", "ExemplarStore", "SimpleFamily", "live_pids"]
+
+# prometheus_client's Metric/Sample classes and exposition are imported only by collect() (a
+# registry's view); the scrape renders itself (see spyglass.metrics._prom for why).
+Exemplar = leaf("samples", ("Exemplar",)).Exemplar
+floatToGoString = leaf("utils", ("floatToGoString",)).floatToGoString
 
 _ARCHIVABLE = ("counter", "histogram")
 _MAX_EXEMPLARS = 20_000
@@ -94,10 +96,10 @@ class ExemplarStore:
             while len(self._data) > self._limit:
                 self._data.popitem(last=False)
 
-    def get(self, sample_name: str, labels: dict[str, str]) -> Exemplar | None:
+    def get(self, sample_name: str, labels: dict[str, str]) -> Any:
         return self.get_by_key((sample_name, tuple(sorted(labels.items()))))
 
-    def get_by_key(self, key: tuple[str, tuple[tuple[str, str], ...]]) -> Exemplar | None:
+    def get_by_key(self, key: tuple[str, tuple[tuple[str, str], ...]]) -> Any:
         """``get`` with the key already built: (sample name, sorted label pairs)."""
         found = self._data.get(key)
         return found[0] if found is not None else None
@@ -163,7 +165,7 @@ class DirectoryCollector:
     """A prometheus_client collector over one app instance's metrics directory."""
 
     def __init__(self, directory: str, exemplars: ExemplarStore | None = None,
-                 extra: Iterable[Metric] = (), proc_root: str = "/proc") -> None:
+                 extra: Iterable[SimpleFamily] = (), proc_root: str = "/proc") -> None:
         self._dir = directory
         self._exemplars = exemplars
         self._extra = list(extra)
@@ -257,15 +259,15 @@ class DirectoryCollector:
             parsed = keys[key] = _parse_key(key)
         return parsed
 
-    def collect(self) -> Iterator[Metric]:
+    def collect(self) -> Iterator[Any]:
         with self._lock:
             sums, plan, gauges = self._read_scrape()
         store = self._exemplars
         yield from metrics_of(sums, plan, store.get_by_key if store is not None else None)
         for name, a in gauges.items():
             yield a.metric(name, accumulate=True)
-        yield from self._process_metrics()
-        yield from self._extra
+        for fam in [*self._process_metrics(), *self._extra]:
+            yield fam.metric()
 
     def render(self, openmetrics: bool) -> bytes:
         """The whole exposition, in the text format or OpenMetrics, rendered directly.
@@ -285,16 +287,11 @@ class DirectoryCollector:
             render_families(out, sums, plan, openmetrics, self._header, exemplar, _float_text)
             for name, a in gauges.items():
                 self._render_family(out, name, a, openmetrics)
-        small = _SmallRegistry([*self._process_metrics(), *self._extra])
+        for fam in [*self._process_metrics(), *self._extra]:
+            fam.render(out, openmetrics)
         if openmetrics:
-            from prometheus_client.openmetrics.exposition import generate_latest as om_latest
-
-            tail = om_latest(small)  # ends with "# EOF"
-        else:
-            from prometheus_client.exposition import generate_latest
-
-            tail = generate_latest(small)
-        return "".join(out).encode() + tail
+            out.append("# EOF\n")
+        return "".join(out).encode()
 
     def _header(self, name: str, kind: str, help_text: str, om: bool) -> str:
         header = self._headers.get((name, kind, help_text, om))
@@ -413,7 +410,7 @@ class DirectoryCollector:
             layouts[path] = (inode, used, entries)
         return entries, data
 
-    def _merge(self, files: list[str]) -> list[Metric]:
+    def _merge(self, files: list[str]) -> list[Any]:
         """``files`` summed, as prometheus_client ``Metric`` objects without exemplars."""
         sums, plan, gauges = self._read(files)
         return [*metrics_of(sums, plan, None),
@@ -487,12 +484,14 @@ class DirectoryCollector:
             for path in paths:
                 os.unlink(path)
 
-    def _process_metrics(self) -> Iterator[Metric]:
-        cpu = _Family("process_cpu_seconds_total", "CPU seconds (user + system) per process",
-                      "counter")
-        rss = _Family("process_resident_memory_bytes", "Resident memory per process", "gauge")
-        fds = _Family("process_open_fds", "Open file descriptors per process", "gauge")
-        threads = _Family("process_threads", "OS threads per process", "gauge")
+    def _process_metrics(self) -> Iterator[SimpleFamily]:
+        cpu = SimpleFamily("process_cpu_seconds_total",
+                           "CPU seconds (user + system) per process", "counter", ["pid"])
+        rss = SimpleFamily("process_resident_memory_bytes", "Resident memory per process",
+                           "gauge", ["pid"])
+        fds = SimpleFamily("process_open_fds", "Open file descriptors per process", "gauge",
+                           ["pid"])
+        threads = SimpleFamily("process_threads", "OS threads per process", "gauge", ["pid"])
         for pid in live_pids(self._dir):
             base = os.path.join(self._proc, str(pid))
             try:
@@ -504,13 +503,13 @@ class DirectoryCollector:
             except (OSError, IndexError, ValueError):
                 continue  # exited meanwhile, or no /proc here: no sample rather than an error
             label = str(pid)
-            cpu.add(label, (int(fields[11]) + int(fields[12])) / self._clock_ticks)
-            rss.add(label, resident * self._page)
-            fds.add(label, nfds)
-            threads.add(label, int(fields[17]))
+            cpu.add([label], (int(fields[11]) + int(fields[12])) / self._clock_ticks)
+            rss.add([label], resident * self._page)
+            fds.add([label], nfds)
+            threads.add([label], int(fields[17]))
         for fam in (cpu, rss, fds, threads):
-            if fam.metric.samples:
-                yield fam.metric
+            if fam.samples:
+                yield fam
 
 
 _Key = tuple[str, str, tuple[tuple[str, str], ...], float | None, str]
@@ -578,17 +577,6 @@ def _parse_key(key: str) -> _Key:
             float(le) if le is not None else None, help_text)
 
 
-class _SmallRegistry:
-    """A few prebuilt families (process metrics, target_info) for prometheus_client's
-    exposition functions, which only need ``collect()``."""
-
-    def __init__(self, metrics: list[Metric]) -> None:
-        self._metrics = metrics
-
-    def collect(self) -> list[Metric]:
-        return self._metrics
-
-
 def _escape_label(value: str) -> str:
     return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r'\"')
 
@@ -611,7 +599,7 @@ def _series(sample_name: str, labels: tuple[tuple[str, str], ...], om: bool) -> 
     return f"{sample_name}{{{inner}}}"
 
 
-def _exemplar_text(ex: Exemplar) -> str:
+def _exemplar_text(ex: Any) -> str:
     labels = ",".join(f'{k}="{_escape_label(v)}"' for k, v in sorted(ex.labels.items()))
     if ex.timestamp is not None:
         return f" # {{{labels}}} {_float_text(ex.value)} {ex.timestamp}"
@@ -674,7 +662,10 @@ class _Acc:
             self.samples[key] = value
             self.stamps[key] = timestamp
 
-    def metric(self, name: str, accumulate: bool) -> Metric:
+    def metric(self, name: str, accumulate: bool) -> Any:
+        from prometheus_client.core import Metric
+        from prometheus_client.samples import Sample
+
         metric = Metric(name, self.help, self.kind)
         add = metric.samples.append
         for (sample_name, labels), value in self.samples.items():
@@ -690,14 +681,38 @@ class _Acc:
         return metric
 
 
-class _Family:
-    def __init__(self, name: str, help: str, kind: str) -> None:
-        if kind == "counter":
-            from prometheus_client.core import CounterMetricFamily
+class SimpleFamily:
+    """A small gauge or counter family (per-process metrics, ``target_info``), rendered here
+    exactly as prometheus_client's ``GaugeMetricFamily``/``CounterMetricFamily`` would be."""
 
-            self.metric: Metric = CounterMetricFamily(name, help, labels=["pid"])
-        else:
-            self.metric = GaugeMetricFamily(name, help, labels=["pid"])
+    __slots__ = ("help", "kind", "labelnames", "name", "samples")
 
-    def add(self, pid: str, value: float) -> None:
-        self.metric.add_metric([pid], value)  # type: ignore[attr-defined]
+    def __init__(self, name: str, help_text: str, kind: str,
+                 labelnames: Sequence[str] = ()) -> None:
+        if kind == "counter" and name.endswith("_total"):
+            name = name[:-6]  # as CounterMetricFamily: the family is named without _total
+        self.name = name
+        self.help = help_text
+        self.kind = kind
+        self.labelnames = tuple(labelnames)
+        self.samples: list[tuple[tuple[str, ...], float]] = []
+
+    def add(self, values: Sequence[str], value: float) -> None:
+        self.samples.append((tuple(values), float(value)))
+
+    def render(self, out: list[str], om: bool) -> None:
+        out.append(_header(self.name, self.kind, self.help, om))
+        sample = self.name + "_total" if self.kind == "counter" else self.name
+        for values, value in self.samples:
+            labels = tuple(zip(self.labelnames, values, strict=True))
+            out.append(f"{_series(sample, labels, om)} {_float_text(value)}\n")
+
+    def metric(self) -> Any:
+        """The same family as a prometheus_client ``Metric`` (for ``collect()``)."""
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        cls = CounterMetricFamily if self.kind == "counter" else GaugeMetricFamily
+        fam = cls(self.name, self.help, labels=list(self.labelnames))
+        for values, value in self.samples:
+            fam.add_metric(list(values), value)
+        return fam

@@ -24,12 +24,15 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Protocol
-
-from prometheus_client.mmap_dict import MmapedDict, mmap_key
-from prometheus_client.utils import floatToGoString
+from typing import Any, Protocol
 
 from spyglass import forksafe
+from spyglass.metrics._prom import leaf
+
+_mmap_dict = leaf("mmap_dict", ("MmapedDict", "mmap_key"))
+MmapedDict = _mmap_dict.MmapedDict
+mmap_key = _mmap_dict.mmap_key
+floatToGoString = leaf("utils", ("floatToGoString",)).floatToGoString
 
 __all__ = ["OVERFLOW_VALUE", "Counter", "Family", "Gauge", "Histogram", "ProcessStore"]
 
@@ -50,7 +53,7 @@ class ProcessStore:
         self._pid_fn = pid
         self._pid = pid()
         self.lock = threading.Lock()
-        self._files: dict[str, MmapedDict] = {}
+        self._files: dict[str, Any] = {}
         self._families: list[Family] = []
         self.exemplars: ExemplarSink | None = None
         forksafe.register_after_in_child(self.reset_after_fork)
@@ -66,7 +69,7 @@ class ProcessStore:
         for family in self._families:
             family.reset()
 
-    def file(self, prefix: str) -> MmapedDict:
+    def file(self, prefix: str) -> Any:
         """The open file for ``prefix`` (caller holds ``lock``)."""
         f = self._files.get(prefix)
         if f is None:

@@ -22,9 +22,6 @@ import os
 from operator import itemgetter
 from typing import Any
 
-from prometheus_client.core import Metric
-from prometheus_client.samples import Exemplar, Sample
-
 __all__ = ["SeriesTable"]
 
 #: (kind, metric name, sample name, sorted labels without ``le``, ``le`` or None)
@@ -206,10 +203,11 @@ def render_families(out: list[str], sums: list[float], plan: list[_Family], om: 
             out.append(f"{group.count_prefix} {fmt(total)}\n")
 
 
-def metrics_of(sums: list[float], plan: list[_Family],
-               exemplar: Any) -> list[Metric]:
+def metrics_of(sums: list[float], plan: list[_Family], exemplar: Any) -> list[Any]:
     """The same series as prometheus_client ``Metric`` objects, in the same order (for
     ``collect()``); ``exemplar(key)`` gives an ``Exemplar`` or None."""
+    from prometheus_client.core import Metric
+    from prometheus_client.samples import Sample
     metrics = []
     for fam in plan:
         metric = Metric(fam.name, fam.help, fam.kind)
@@ -220,7 +218,7 @@ def metrics_of(sums: list[float], plan: list[_Family],
             total = 0.0
             for slot, (name, full) in zip(group.buckets, group.exemplar_keys, strict=True):
                 total += sums[slot]
-                ex: Exemplar | None = exemplar((name, full)) if exemplar else None
+                ex = exemplar((name, full)) if exemplar else None
                 add(Sample(name, {**dict(group.labels), "le": dict(full)["le"]}, total,
                            None, ex))
             add(Sample(fam.name + "_count", dict(group.labels), total))

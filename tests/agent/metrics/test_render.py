@@ -12,11 +12,10 @@ from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
-from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as om_latest
 
-from spyglass.metrics.collector import DirectoryCollector, ExemplarStore
+from spyglass.metrics.collector import DirectoryCollector, ExemplarStore, SimpleFamily
 from spyglass.metrics.store import Counter, Gauge, Histogram, ProcessStore
 
 
@@ -39,17 +38,56 @@ def _populate(directory: Path) -> ExemplarStore:
     return exemplars
 
 
+def _fake_proc(root: Path, pid: int) -> None:
+    """A /proc entry for ``pid`` with fixed numbers, so both renderings see the same values."""
+    base = root / str(pid)
+    (base / "fd").mkdir(parents=True)
+    for fd in range(3):
+        (base / "fd" / str(fd)).write_text("")
+    fields = ["S", *["0"] * 10, "1234", "567", *["0"] * 4, "7"]  # utime, stime, ..., threads
+    (base / "stat").write_text(f"{pid} (python) " + " ".join(fields))
+    (base / "statm").write_text("1000 2500 0 0 0 0 0")
+
+
 @pytest.mark.parametrize("openmetrics", [False, True])
 def test_render_matches_prometheus_client(tmp_path: Path, openmetrics: bool) -> None:
     exemplars = _populate(tmp_path)
-    extra = GaugeMetricFamily("target_info", "Target metadata", labels=["service_name"])
-    extra.add_metric(["svc"], 1.0)
-    # No /proc: live RSS/CPU samples would change between the two renderings.
+    extra = SimpleFamily("target_info", 'Target "metadata"', "gauge",
+                         ["service_name", "deployment_environment"])
+    extra.add(["svc", 'prod "eu"\\'], 1.0)
+    # A fixed /proc for this process: live RSS/CPU samples would change between renderings.
+    _fake_proc(tmp_path / "proc", os.getpid())
     collector = DirectoryCollector(str(tmp_path), exemplars, extra=[extra],
-                                   proc_root=str(tmp_path / "no-proc"))
+                                   proc_root=str(tmp_path / "proc"))
     registry = CollectorRegistry(auto_describe=False)
     registry.register(collector)
     expected = (om_latest if openmetrics else generate_latest)(registry)
-    assert collector.render(openmetrics) == expected
+    body = collector.render(openmetrics)
+    assert body == expected
+    assert b"process_cpu_seconds_total{pid=" in body and b"target_info{" in body
     # Cached prefixes and headers give the same bytes on the next scrape.
     assert collector.render(openmetrics) == expected
+
+
+def test_workers_and_scrapes_do_not_import_prometheus_clients_exposition(tmp_path: Path) -> None:
+    """Importing prometheus_client's package costs ~90 ms at every app start; recording values
+    and rendering a scrape must not need it (spyglass.metrics._prom)."""
+    import subprocess
+    import sys
+
+    code = f"""
+import sys
+from spyglass.metrics.collector import DirectoryCollector, ExemplarStore, SimpleFamily
+from spyglass.metrics.store import Counter, Histogram, ProcessStore
+store = ProcessStore({str(tmp_path)!r})
+Counter(store, "demo_total", "x", ["a"]).labels("1").inc()
+Histogram(store, "demo_seconds", "x", [], buckets=[0.1]).labels().observe(0.05)
+ex = ExemplarStore()
+ex.offer("demo_seconds", {{}}, "0.1", 0.05, "ab" * 16, "cd" * 8)
+body = DirectoryCollector({str(tmp_path)!r}, ex).render(True)
+assert b"demo_total" in body and b"trace_id" in body, body
+print(sorted(m for m in sys.modules if m.startswith("prometheus_client")))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]", out.stdout
