@@ -14,18 +14,29 @@ the child, which opens its own on first use.
 from __future__ import annotations
 
 import gzip
-import http.client
-import ssl
 import zlib
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from spyglass import forksafe
 
+if TYPE_CHECKING:
+    import http.client
+    import ssl
+
 __all__ = ["ExportHTTPError", "Poster"]
 
-_STALE = (http.client.RemoteDisconnected, http.client.CannotSendRequest, BrokenPipeError,
-          ConnectionResetError, ConnectionAbortedError)
+
+
+def _stale() -> tuple[type[BaseException], ...]:
+    """Errors of a kept-open connection the backend closed while idle. ``http.client`` (and
+    ``ssl``) are imported by the export thread at its first upload, not at the app's start:
+    with the ``email`` modules it pulls in, that is ~15-25 ms of every app's startup."""
+    import http.client
+
+    return (http.client.RemoteDisconnected, http.client.CannotSendRequest, BrokenPipeError,
+            ConnectionResetError, ConnectionAbortedError)
 
 
 _MAX_RESPONSE = 64 * 1024
@@ -54,6 +65,8 @@ class Poster:
             self._headers["Content-Encoding"] = compression
         self._context: ssl.SSLContext | None = None
         if self._https:
+            import ssl
+
             self._context = ssl.create_default_context(cafile=ca_file)
             if client_cert:
                 self._context.load_cert_chain(client_cert, client_key)
@@ -72,6 +85,8 @@ class Poster:
                 pass
 
     def _connect(self) -> http.client.HTTPConnection:
+        import http.client
+
         if self._https:
             return http.client.HTTPSConnection(self._host, self._port, timeout=self._timeout,
                                                context=self._context)
@@ -91,7 +106,7 @@ class Poster:
         reused = self._conn is not None
         try:
             self._post_once(body, headers)
-        except _STALE:
+        except _stale():
             self.close()
             if not reused:
                 raise
