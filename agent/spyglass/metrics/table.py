@@ -79,6 +79,10 @@ class SeriesTable:
         self._layouts: dict[str, _FileLayout] = {}
         self._plan: list[_Family] = []
         self._plan_for: frozenset[int] = frozenset()
+        # Formatted per slot once, kept across plan rebuilds: while new series keep appearing
+        # (a fresh app, worker churn) the plan is rebuilt often, and formatting ~8,500 escaped
+        # label sets each time was the owner's largest cost.
+        self._texts: dict[Any, Any] = {}
 
     def sum_files(self, files: list[tuple[str, str]],
                   parse: Any) -> tuple[list[float], list[_Family]]:
@@ -152,6 +156,7 @@ class SeriesTable:
         grouped per label set in first-seen order and sorted by ``le``."""
         from spyglass.metrics.collector import _le_text, _series
 
+        texts = self._texts
         families: dict[tuple[str, str], _Family] = {}
         groups: dict[tuple[str, str, tuple[tuple[str, str], ...]], _Group] = {}
         for slot in sorted(seen):
@@ -160,24 +165,34 @@ class SeriesTable:
             if fam is None:
                 fam = families[(kind, metric)] = _Family(kind, metric, help_text)
             if le is None:
+                prefix = texts.get(slot)
+                if prefix is None:
+                    prefix = texts[slot] = _series(name, labels, False)
                 fam.samples.append(slot)
                 fam.sample_keys.append((name, labels))
-                fam.prefixes.append(_series(name, labels, False))
+                fam.prefixes.append(prefix)
                 continue
             group = groups.get((kind, metric, labels))
             if group is None:
                 group = groups[(kind, metric, labels)] = _Group(labels)
-                group.count_prefix = _series(metric + "_count", labels, False)
+                count_key = ("count", kind, metric, labels)
+                count = texts.get(count_key)
+                if count is None:
+                    count = texts[count_key] = _series(metric + "_count", labels, False)
+                group.count_prefix = count
                 fam.groups.append(group)
             group.buckets.append(slot)
         for group in groups.values():
             group.buckets.sort(key=lambda s: self._series[s][0][4] or 0.0)
             for slot in group.buckets:
-                (_, metric, name, labels, le), _ = self._series[slot]
-                assert le is not None
-                full = tuple(sorted((*labels, ("le", _le_text(le)))))
-                group.prefixes.append(_series(name, full, False))
-                group.exemplar_keys.append((name, full))
+                cached = texts.get(slot)
+                if cached is None:
+                    (_, metric, name, labels, le), _ = self._series[slot]
+                    assert le is not None
+                    full = tuple(sorted((*labels, ("le", _le_text(le)))))
+                    cached = texts[slot] = (_series(name, full, False), (name, full))
+                group.prefixes.append(cached[0])
+                group.exemplar_keys.append(cached[1])
         return list(families.values())
 
 

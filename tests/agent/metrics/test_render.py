@@ -91,3 +91,24 @@ print(sorted(m for m in sys.modules if m.startswith("prometheus_client")))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_render_stays_exact_as_new_series_appear(tmp_path: Path) -> None:
+    """The render plan is rebuilt when series appear; each series' formatted text is kept
+    across rebuilds, so the bytes must still match prometheus_client's after every change."""
+    exemplars = _populate(tmp_path)
+    collector = DirectoryCollector(str(tmp_path), exemplars, proc_root=str(tmp_path / "none"))
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    store = ProcessStore(str(tmp_path), pid=os.getpid)
+    hist = Histogram(store, "http_server_request_duration_seconds", "Duration of\nrequests",
+                     ["http_request_method", "http_route"], buckets=[0.01, 0.1, 1.0])
+    counter = Counter(store, "spyglass_exported_total", 'Spans "exported" \\ total', ["signal"])
+    for step in range(4):
+        assert collector.render(True) == om_latest(registry)
+        assert collector.render(False) == generate_latest(registry)
+        hist.labels("PUT", f"/new/{step}").observe(0.05 * step)  # a new label set: new groups
+        counter.labels(f"signal-{step}").inc()  # and a new sample series
+        exemplars.offer("http_server_request_duration_seconds",
+                        {"http_request_method": "PUT", "http_route": f"/new/{step}"},
+                        "0.1", 0.05, f"{step:032x}", "cd" * 8)
