@@ -175,7 +175,6 @@ class DirectoryCollector:
         self._keys: dict[str, _Key] = {}
         self._headers: dict[tuple[str, str, str, bool], str] = {}
         self._layouts: dict[str, _Layout] = {}
-        self._exemplar_keys: dict[tuple[Any, ...], tuple[str, tuple[tuple[str, str], ...]]] = {}
         self._prefixes: dict[tuple[Any, ...], str] = {}
         self._table = SeriesTable(_MAX_CACHED_KEYS)
         self._clock_ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -248,7 +247,7 @@ class DirectoryCollector:
             else:
                 summed.append((path, kind))
         sums, plan = self._table.sum_files(summed, self._parsed)
-        return sums, plan, self._accumulate(gauges, self._layouts, prune=True)
+        return sums, plan, self._gauges(gauges)
 
     def _parsed(self, key: str) -> _Key:
         keys = self._keys
@@ -265,7 +264,7 @@ class DirectoryCollector:
         store = self._exemplars
         yield from metrics_of(sums, plan, store.get_by_key if store is not None else None)
         for name, a in gauges.items():
-            yield a.metric(name, accumulate=True)
+            yield a.metric(name)
         for fam in [*self._process_metrics(), *self._extra]:
             yield fam.metric()
 
@@ -301,6 +300,7 @@ class DirectoryCollector:
         return header
 
     def _render_family(self, out: list[str], name: str, a: _Acc, om: bool) -> None:
+        """One gauge family (counters and histograms go through the series table)."""
         out.append(self._header(name, a.kind, a.help, om))
         prefixes = self._prefixes
         fmt = _float_text
@@ -310,50 +310,21 @@ class DirectoryCollector:
             if prefix is None:
                 prefix = prefixes[key] = _series(sample_name, labels, om)
             out.append(f"{prefix} {fmt(value)}\n")
-        exemplars = self._exemplars if om else None
-        bucket = name + "_bucket"
-        for labels, per_le in a.buckets.items():
-            total = 0.0
-            for le in sorted(per_le):
-                total += per_le[le]
-                bucket_key = (bucket, labels, le, om)
-                prefix = prefixes.get(bucket_key)
-                if prefix is None:
-                    prefix = prefixes[bucket_key] = _series(
-                        bucket, tuple(sorted((*labels, ("le", _le_text(le))))), om)
-                ex = ""
-                if exemplars is not None:
-                    ex_key = self._exemplar_keys.get(bucket_key)
-                    if ex_key is None:
-                        ex_key = self._exemplar_keys[bucket_key] = (
-                            bucket, tuple(sorted((*labels, ("le", _le_text(le))))))
-                    found = exemplars.get_by_key(ex_key)
-                    if found is not None:
-                        ex = _exemplar_text(found)
-                out.append(f"{prefix} {fmt(total)}{ex}\n")
-            key = (name + "_count", labels, om)
-            prefix = prefixes.get(key)
-            if prefix is None:
-                prefix = prefixes[key] = _series(name + "_count", labels, om)
-            out.append(f"{prefix} {fmt(total)}\n")
         if len(prefixes) > _MAX_CACHED_KEYS:
             prefixes.clear()
-            self._exemplar_keys.clear()
 
-    def _accumulate(self, files: list[str], layouts: dict[str, _Layout],
-                    prune: bool) -> dict[str, _Acc]:
-        """Sum ``files`` per series, with ``layouts`` as the cache of parsed file layouts;
-        ``prune`` forgets cached layouts of files not listed (only when ``files`` is all a
-        scrape reads)."""
+    def _gauges(self, files: list[str]) -> dict[str, _Acc]:
+        """Merge the gauge ``files`` per series by each file's mode (few files: one per live
+        process and mode), keeping parsed layouts in ``_layouts``."""
         keys = self._keys
         if len(keys) > _MAX_CACHED_KEYS:
             keys.clear()
         acc: dict[str, _Acc] = {}
+        layouts = self._layouts
         seen: set[str] = set()
         for path in files:
             parts = os.path.basename(path).split("_")
-            kind = parts[0]
-            mode = parts[1] if kind == "gauge" else ""
+            mode = parts[1]
             pid = parts[-1][:-3]
             try:
                 entries, data = self._entries(path, layouts)
@@ -363,22 +334,13 @@ class DirectoryCollector:
             unpack = _unpack_two_doubles
             for pos, parsed in entries:
                 value, timestamp = unpack(data, pos)
-                metric_name, name, labels, le, help_text = parsed
+                metric_name, name, labels, _le, help_text = parsed
                 a = acc.get(metric_name)
                 if a is None:
-                    a = acc[metric_name] = _Acc(kind, help_text, mode)
-                if le is not None:
-                    per_le = a.buckets.get(labels)
-                    if per_le is None:
-                        per_le = a.buckets[labels] = {}
-                    per_le[le] = per_le.get(le, 0.0) + value
-                elif kind == "gauge":
-                    a.gauge(name, labels, pid, value, timestamp)
-                else:
-                    a.samples[(name, labels)] = a.samples.get((name, labels), 0.0) + value
-        if prune:
-            for gone in set(layouts) - seen:
-                del layouts[gone]
+                    a = acc[metric_name] = _Acc("gauge", help_text, mode)
+                a.gauge(name, labels, pid, value, timestamp)
+        for gone in set(layouts) - seen:
+            del layouts[gone]
         return acc
 
     def _entries(self, path: str, layouts: dict[str, _Layout]) -> tuple[list[tuple[int, _Key]],
@@ -414,7 +376,7 @@ class DirectoryCollector:
         """``files`` summed, as prometheus_client ``Metric`` objects without exemplars."""
         sums, plan, gauges = self._read(files)
         return [*metrics_of(sums, plan, None),
-                *(a.metric(name, accumulate=True) for name, a in gauges.items())]
+                *(a.metric(name) for name, a in gauges.items())]
 
     def compact(self) -> list[int]:
         """Fold the files of exited processes into the archives; return their pids.
@@ -631,16 +593,15 @@ def _le_text(le: float) -> str:
 
 
 class _Acc:
-    """One metric's sums across files, in plain dicts."""
+    """One gauge's values across files, merged by its mode."""
 
-    __slots__ = ("buckets", "help", "kind", "mode", "samples", "stamps")
+    __slots__ = ("help", "kind", "mode", "samples", "stamps")
 
     def __init__(self, kind: str, help_text: str, mode: str) -> None:
         self.kind = kind
         self.help = help_text
         self.mode = mode
         self.samples: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
-        self.buckets: dict[tuple[tuple[str, str], ...], dict[float, float]] = {}
         self.stamps: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
 
     def gauge(self, name: str, labels: tuple[tuple[str, str], ...], pid: str, value: float,
@@ -662,22 +623,13 @@ class _Acc:
             self.samples[key] = value
             self.stamps[key] = timestamp
 
-    def metric(self, name: str, accumulate: bool) -> Any:
+    def metric(self, name: str) -> Any:
         from prometheus_client.core import Metric
         from prometheus_client.samples import Sample
 
         metric = Metric(name, self.help, self.kind)
-        add = metric.samples.append
         for (sample_name, labels), value in self.samples.items():
-            add(Sample(sample_name, dict(labels), value))
-        for labels, per_le in self.buckets.items():
-            total = 0.0
-            for le in sorted(per_le):
-                total += per_le[le]
-                add(Sample(name + "_bucket", {**dict(labels), "le": _le_text(le)},
-                           total if accumulate else per_le[le]))
-            if accumulate:
-                add(Sample(name + "_count", dict(labels), total))
+            metric.samples.append(Sample(sample_name, dict(labels), value))
         return metric
 
 
