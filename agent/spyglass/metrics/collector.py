@@ -316,9 +316,6 @@ class DirectoryCollector:
     def _gauges(self, files: list[str]) -> dict[str, _Acc]:
         """Merge the gauge ``files`` per series by each file's mode (few files: one per live
         process and mode), keeping parsed layouts in ``_layouts``."""
-        keys = self._keys
-        if len(keys) > _MAX_CACHED_KEYS:
-            keys.clear()
         acc: dict[str, _Acc] = {}
         layouts = self._layouts
         seen: set[str] = set()
@@ -351,24 +348,16 @@ class DirectoryCollector:
         and only entries written since are parsed; a file replaced (new inode, e.g. an archive
         rewrite or a reused pid) or shrunk is parsed again from the start.
         """
-        with open(path, "rb") as fh:
-            inode = os.fstat(fh.fileno()).st_ino
-            head = fh.read(8)
-            if len(head) < 8:
-                return [], b""
-            used = _unpack_int(head, 0)[0]
-            data = head + fh.read(max(0, used - 8))
+        inode, used, data = read_db(path)
+        if used == 0:
+            return [], b""
         layout = layouts.get(path)
         if layout is None or layout[0] != inode or layout[1] > used:
             layout = layouts[path] = (inode, 8, [])
         _, upto, entries = layout
         if upto < used:
-            keys = self._keys
             for key, _v, _t, pos in _read_all_values(data[:used], used, upto):
-                parsed = keys.get(key)
-                if parsed is None:
-                    parsed = keys[key] = _parse_key(key)
-                entries.append((pos, parsed))
+                entries.append((pos, self._parsed(key)))
             layouts[path] = (inode, used, entries)
         return entries, data
 
@@ -480,6 +469,17 @@ _unpack_int = struct.Struct("i").unpack_from
 _pack_int = struct.Struct("i").pack
 _pack_two_doubles = struct.Struct("dd").pack
 _unpack_two_doubles = struct.Struct("dd").unpack_from
+
+
+def read_db(path: str) -> tuple[int, int, bytes]:
+    """A metrics file's inode, its used-bytes header (0 if too short) and its used bytes."""
+    with open(path, "rb") as fh:
+        inode = os.fstat(fh.fileno()).st_ino
+        head = fh.read(8)
+        if len(head) < 8:
+            return inode, 0, b""
+        used = _unpack_int(head, 0)[0]
+        return inode, used, head + fh.read(max(0, used - 8))
 
 
 def _read_all_values(data: bytes, used: int, start: int = 8) -> Iterator[tuple[str, float,

@@ -18,7 +18,6 @@ their mode and on which processes are alive, are few and stay with the collector
 
 from __future__ import annotations
 
-import os
 from operator import itemgetter
 from typing import Any
 
@@ -123,15 +122,11 @@ class SeriesTable:
 
     def _read(self, path: str, kind: str, layout: _FileLayout | None,
               parse: Any) -> tuple[_FileLayout, Any]:
-        from spyglass.metrics.collector import _read_all_values, _unpack_int
+        from spyglass.metrics.collector import _read_all_values, read_db
 
-        with open(path, "rb") as fh:
-            inode = os.fstat(fh.fileno()).st_ino
-            head = fh.read(8)
-            if len(head) < 8:
-                return _FileLayout(inode), memoryview(b"").cast("d")
-            used = _unpack_int(head, 0)[0]
-            data = head + fh.read(max(0, used - 8))
+        inode, used, data = read_db(path)
+        if used == 0:
+            return _FileLayout(inode), memoryview(b"").cast("d")
         used = min(used, len(data))
         if layout is None or layout.inode != inode or layout.upto > used:
             layout = _FileLayout(inode)  # new, replaced (archive rewrite, reused pid) or shrunk
