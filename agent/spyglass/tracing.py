@@ -7,9 +7,9 @@ Span processors, in order:
 2. :class:`DependencyMetricsProcessor` (``on_end``) turns client spans into
    ``http_client_request_duration_seconds`` and ``db_client_operation_duration_seconds``: one
    place for every HTTP and DB library, whichever instrumentation made the span.
-3. :class:`ExportProcessor` queues sampled spans on a :class:`~spyglass.export.batch.BatchWorker`
-   that sends OTLP/HTTP protobuf, encoded by :mod:`spyglass.export.otlp` and posted over one
-   kept-open connection (:mod:`spyglass.export.http`).
+3. :class:`ExportProcessor` encodes each sampled span as it ends (:mod:`spyglass.export.otlp`
+   says why there) and queues it on a :class:`~spyglass.export.batch.BatchWorker`, whose
+   thread posts OTLP/HTTP protobuf over one kept-open connection (:mod:`spyglass.export.http`).
 
 Sampling decides what is *exported*, not what is *measured*: a trace the ratio sampler drops is
 still recorded (``RECORD_ONLY``), so dependency metrics stay exact at any sampling rate, like the
@@ -21,7 +21,6 @@ from __future__ import annotations
 import atexit
 import os
 import random
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -46,7 +45,7 @@ from spyglass._log import get_logger
 from spyglass.config import Config
 from spyglass.export.batch import BatchWorker
 from spyglass.export.http import Poster, otlp_poster
-from spyglass.export.otlp import CONTENT_TYPE, as_record, encode_spans
+from spyglass.export.otlp import CONTENT_TYPE, Encoded, as_record, encode_request, encode_span
 from spyglass.scrub import REDACTED, SENSITIVE_HEADERS, scrub_query, scrub_sql, scrub_url
 from spyglass.spans import LightSpan, LightTracer, LightTracerProvider
 
@@ -58,7 +57,7 @@ _URL_ATTRS = ("url.full", "http.url", "url.query", "http.target", "db.connection
 _SQL_ATTRS = ("db.statement", "db.query.text")
 _HEADER_ATTR_PREFIXES = ("http.request.header.", "http.response.header.")
 
-_worker: BatchWorker[ReadableSpan] | None = None
+_worker: BatchWorker[Encoded] | None = None
 
 
 class PrivateIdGenerator(IdGenerator):
@@ -250,12 +249,17 @@ def _operation_from(attrs: Any) -> str | None:
 
 
 class ExportProcessor(SpanProcessor):
-    def __init__(self, worker: BatchWorker[ReadableSpan]) -> None:
+    """Encodes the app's own sampled SDK spans as they end and queues them for export."""
+
+    def __init__(self, worker: BatchWorker[Encoded]) -> None:
         self._worker = worker
 
     def on_end(self, span: ReadableSpan) -> None:
         if span.context is not None and span.context.trace_flags.sampled:
-            self._worker.put(span)
+            try:
+                self._worker.put(encode_span(span))
+            except Exception:  # noqa: BLE001 - a span we cannot encode is dropped, not raised
+                get_logger().debug("encoding a span failed", exc_info=True)
 
     def shutdown(self) -> None:
         self._worker.shutdown(timeout=3.0)
@@ -285,35 +289,22 @@ def _resource(config: Config) -> Resource:
 
 
 def _make_sender(config: Config):
-    def send(batch: Sequence[ReadableSpan]) -> bool:
+    def send(batch: Sequence[Encoded]) -> bool:
         return _send(config, batch)
 
     return send
 
 
 _poster: list[Poster] = []
-_CHUNK = 16
-_YIELD_SECONDS = 0.0002
 
 
-def _send(config: Config, batch: Sequence[ReadableSpan]) -> bool:
-    """Encode and POST one batch (export thread); raises if it did not land."""
+def _send(config: Config, batch: Sequence[Encoded]) -> bool:
+    """POST one batch of encoded spans (export thread); raises if it did not land."""
     from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, detach, set_value
 
     if not _poster:
         _poster.append(otlp_poster(config.traces_url, config.export_timeout, "TRACES"))
-    # Encoded in chunks, yielding the GIL between them, so a request thread never waits for a
-    # whole batch's encoding. Serialised protobuf messages concatenate into their merge, so
-    # the chunks together are one valid ExportTraceServiceRequest.
-    parts = []
-    for start in range(0, len(batch), _CHUNK):
-        if start:
-            # A real (tiny) sleep, not sleep(0): releasing the GIL and taking it straight back
-            # lets the waiting request thread in only after the 5 ms switch interval, which
-            # showed up as request p99 (benchmarks/RESULTS.md).
-            time.sleep(_YIELD_SECONDS)
-        parts.append(encode_spans(batch[start:start + _CHUNK]))
-    body = b"".join(parts)
+    body = encode_request(batch)
     # Our own upload must never become a span (http.client is not instrumented by us, but an
     # app may instrument it): the same suppression key contrib instrumentations honour.
     token = attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
@@ -348,8 +339,7 @@ def _light_span_ended(span: LightSpan) -> None:
         if span.kind is trace.SpanKind.CLIENT and span.end_time is not None:
             record_dependency(attrs, (span.end_time - span.start_time) / 1e9)
         if _worker is not None and span.context.trace_flags.sampled:
-            # Queued as a plain tuple the garbage collector untracks (see export/otlp.py).
-            _worker.put(as_record(span))  # type: ignore[arg-type]
+            _worker.put(encode_span(as_record(span)))
     except Exception:  # noqa: BLE001
         get_logger().debug("ending a span failed", exc_info=True)
 

@@ -94,7 +94,9 @@ class Poster:
 
     def compress(self, body: bytes) -> bytes:
         if self._compression == "gzip":
-            return gzip.compress(body, compresslevel=1)
+            # mtime=0: no timestamp in the header, and Python 3.11+ then compresses in one
+            # zlib call, which releases the GIL while it runs.
+            return gzip.compress(body, compresslevel=1, mtime=0)
         if self._compression == "deflate":
             return zlib.compress(body, 1)
         return body

@@ -10,8 +10,16 @@ cached, and a span costs a handful of ``bytes`` joins. ``tests/agent/export/test
 decodes the output with opentelemetry-proto and checks it against the SDK encoder field by
 field.
 
-Input: records (:func:`as_record`, what ``spyglass.spans`` queues for its light spans) or
-anything shaped like the SDK's ``ReadableSpan`` (the app's own SDK spans).
+Each span is encoded by the thread that ends it (:func:`encode_span`), and the export thread
+only groups the encoded spans by scope and posts them (:func:`encode_request`). Encoding a
+span whose attributes were written a moment ago on the same core costs a few µs; encoding
+queued spans in the export thread cost about twice the CPU in all, on both threads: the
+records were read from the other core's cache, and every chunk of encoding was a GIL handoff
+between the threads (benchmarks/RESULTS.md, session 4). ddtrace makes the same choice: its
+tracer encodes a finished trace into the writer's buffer on the thread that finished it.
+
+Input: records (:func:`as_record`) or anything shaped like the SDK's ``ReadableSpan`` (the
+app's own SDK spans, and ``spyglass.spans``' light spans).
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ import struct
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["CONTENT_TYPE", "encode_spans"]
+__all__ = ["CONTENT_TYPE", "encode_request", "encode_span", "encode_spans"]
 
 CONTENT_TYPE = "application/x-protobuf"
 
@@ -167,17 +175,20 @@ def as_record(span: Any) -> Record:
     ctx = span.context
     parent = span.parent
     status = span.status
+    events = span.events
+    links = span.links
     return (scope_index(span.resource, span.instrumentation_scope), span.name, ctx.trace_id,
             ctx.span_id, parent.span_id if parent is not None else 0,
             parent is not None and parent.is_remote, span.kind.value, span.start_time or 0,
             span.end_time or 0, span.attributes,
-            tuple((e.name, e.attributes, e.timestamp or 0) for e in span.events),
+            tuple((e.name, e.attributes, e.timestamp or 0) for e in events) if events else (),
             status.status_code.value if status is not None else 0,
             (status.description or "") if status is not None else "",
-            _trace_state(ctx.trace_state), span.dropped_attributes, span.dropped_events,
+            _trace_state(ctx.trace_state) if ctx.trace_state else "", span.dropped_attributes,
+            span.dropped_events,
             tuple((link.context.trace_id, link.context.span_id, link.context.is_remote,
                    _trace_state(link.context.trace_state), link.attributes)
-                  for link in span.links), span.dropped_links)
+                  for link in links) if links else (), span.dropped_links)
 
 
 def _span(rec: Record) -> bytes:
@@ -268,27 +279,41 @@ def _scope(scope: Any) -> bytes:
     return encoded
 
 
-def encode_spans(spans: Iterable[Any]) -> bytes:
-    """An ``ExportTraceServiceRequest``: spans (records or ``ReadableSpan``-shaped objects)
-    grouped by resource, then by scope."""
-    groups: dict[int, tuple[Any, dict[int, tuple[Any, list[bytes]]]]] = {}
+#: What the export queue holds: (scope index, the span's ``ScopeSpans.spans`` field). A tuple
+#: of an int and bytes, which the garbage collector never tracks.
+Encoded = tuple[int, bytes]
+
+
+def encode_span(span: Any) -> Encoded:
+    """One finished span (a record or a ``ReadableSpan``-shaped object), encoded."""
+    rec = span if span.__class__ is tuple else as_record(span)
+    return rec[0], _field(b"\x12", _span(rec))
+
+
+def encode_request(encoded: Iterable[Encoded]) -> bytes:
+    """An ``ExportTraceServiceRequest`` of encoded spans, grouped by resource, then scope."""
+    groups: dict[int, tuple[Any, dict[int, list[bytes]]]] = {}
     table = _SCOPE_TABLE
-    for span in spans:
-        rec = span if span.__class__ is tuple else as_record(span)
-        resource, scope = table[rec[0]]
+    for index, body in encoded:
+        resource = table[index][0]
         by_scope = groups.get(id(resource))
         if by_scope is None:
             by_scope = groups[id(resource)] = (resource, {})
-        entry = by_scope[1].get(id(scope))
-        if entry is None:
-            entry = by_scope[1][id(scope)] = (scope, [])
-        entry[1].append(_field(b"\x12", _span(rec)))
+        spans = by_scope[1].get(index)
+        if spans is None:
+            spans = by_scope[1][index] = []
+        spans.append(body)
     out = []
     for resource, scopes in groups.values():
-        body = [_resource(resource)]
-        for scope, encoded in scopes.values():
-            body.append(_field(b"\x12", _scope(scope) + b"".join(encoded)))
+        parts = [_resource(resource)]
+        for index, spans in scopes.items():
+            parts.append(_field(b"\x12", _scope(table[index][1]) + b"".join(spans)))
         if resource is not None and resource.schema_url:
-            body.append(_field(b"\x1a", resource.schema_url.encode()))
-        out.append(_field(b"\x0a", b"".join(body)))
+            parts.append(_field(b"\x1a", resource.schema_url.encode()))
+        out.append(_field(b"\x0a", b"".join(parts)))
     return b"".join(out)
+
+
+def encode_spans(spans: Iterable[Any]) -> bytes:
+    """An ``ExportTraceServiceRequest`` of spans (records or ``ReadableSpan``-shaped)."""
+    return encode_request([encode_span(span) for span in spans])

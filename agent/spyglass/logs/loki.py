@@ -9,6 +9,12 @@ trace id too, so Grafana's derived field links it to Jaeger on any Loki version.
 Records are caught by :mod:`spyglass.logs.tap` (a wrapper of ``Logger.callHandlers``, never a
 root handler, so ``logging.basicConfig()`` keeps working and the app's console output is
 unchanged).
+
+Each entry is rendered to its final JSON (``["<ts>", "<line>", {metadata}]``) by the thread
+that logged it, while the record is still in that core's cache; the export thread only joins
+the entries of a batch into the push body. Serialising a batch of queued entries in the export
+thread cost several times more CPU (benchmarks/RESULTS.md, session 4), as for spans
+(:mod:`spyglass.export.otlp`).
 """
 
 from __future__ import annotations
@@ -20,7 +26,6 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any
 
 from opentelemetry import trace
 
@@ -36,7 +41,8 @@ _LEVELS = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warni
            logging.ERROR: "error", logging.CRITICAL: "critical"}
 _MAX_LINE = 16 * 1024
 
-Entry = tuple[str, str, str, dict[str, str]]  # level, ts_ns, line, structured metadata
+Entry = tuple[str, str]  # level, the entry's JSON: ["<ts ns>", "<line>"(, {metadata})]
+_quote = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
 
 
 def _level_name(levelno: int) -> str:
@@ -83,27 +89,33 @@ class LokiPusher:
 
             message += "\n" + "".join(traceback.format_exception(*record.exc_info))
         level = _level_name(record.levelno)
-        fields = [f"level={level}", f"logger={_logfmt_value(record.name)}"]
-        metadata: dict[str, str] = {}
+        head = f"level={level} logger={_logfmt_value(record.name)}"
+        msg = _logfmt_value(message[:_MAX_LINE])
+        ts = int(record.created * 1e9)
         ctx = trace.get_current_span().get_span_context()
         if ctx.is_valid:
             tid, sid = format(ctx.trace_id, "032x"), format(ctx.span_id, "016x")
-            fields += [f"trace_id={tid}", f"span_id={sid}"]
-            metadata = {"trace_id": tid, "span_id": sid}
-        fields.append("msg=" + _logfmt_value(message[:_MAX_LINE]))
-        ts = str(int(record.created * 1e9))
-        self.worker.put((level, ts, " ".join(fields), metadata))
+            line = f"{head} trace_id={tid} span_id={sid} msg={msg}"
+            entry = f'["{ts}",{_quote(line)},{{"trace_id":"{tid}","span_id":"{sid}"}}]'
+        else:
+            entry = f'["{ts}",{_quote(f"{head} msg={msg}")}]'
+        self.worker.put((level, entry))
 
-    def payload(self, batch: Sequence[Entry]) -> dict[str, Any]:
-        streams: dict[str, list[list[Any]]] = {}
-        for level, ts, line, metadata in batch:
-            values = streams.setdefault(level, [])
-            values.append([ts, line, metadata] if metadata else [ts, line])
-        return {"streams": [{"stream": {**self._labels, "level": level}, "values": values}
-                            for level, values in streams.items()]}
+    def payload(self, batch: Sequence[Entry]) -> bytes:
+        """The push body: one stream per level, entries in the order they were logged."""
+        streams: dict[str, list[str]] = {}
+        for level, entry in batch:
+            values = streams.get(level)
+            if values is None:
+                values = streams[level] = []
+            values.append(entry)
+        body = ",".join(
+            f'{{"stream":{json.dumps({**self._labels, "level": level})},'
+            f'"values":[{",".join(values)}]}}' for level, values in streams.items())
+        return f'{{"streams":[{body}]}}'.encode()
 
     def send(self, batch: Sequence[Entry]) -> bool:
-        self._poster.post(json.dumps(self.payload(batch)).encode(), "application/json")
+        self._poster.post(self.payload(batch), "application/json")
         return True
 
 
