@@ -42,7 +42,7 @@ _LEVELS = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warni
 _MAX_LINE = 16 * 1024
 
 Entry = tuple[str, str]  # level, the entry's JSON: ["<ts ns>", "<line>"(, {metadata})]
-_quote = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
+_quote = json.encoder.encode_basestring_ascii
 
 
 def _level_name(levelno: int) -> str:
