@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import os
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -143,6 +144,35 @@ class _HeadersGetter(Getter[list]):
 
 _ENVIRON_GETTER = _EnvironGetter()
 _HEADERS_GETTER = _HeadersGetter()
+_EMPTY = otel_context.Context()
+# Propagators whose ``fields`` name every header their ``extract`` reads; with only these
+# configured, a request that carries none of those headers skips ``extract`` altogether.
+_KNOWN_PROPAGATORS = frozenset({
+    "TraceContextTextMapPropagator", "W3CBaggagePropagator", "B3MultiFormat", "B3SingleFormat",
+    "B3Format"})
+_fields_of: tuple[object, frozenset[bytes] | None, frozenset[str] | None] = (None, None, None)
+
+
+def _propagation_fields() -> tuple[frozenset[bytes] | None, frozenset[str] | None]:
+    """(header names, WSGI environ keys) the global propagator reads, or (None, None) when
+    it is one whose headers we cannot know (then every request runs ``extract``)."""
+    global _fields_of
+    textmap = propagate.get_global_textmap()
+    if _fields_of[0] is textmap:
+        return _fields_of[1], _fields_of[2]
+    headers: frozenset[bytes] | None = None
+    environ: frozenset[str] | None = None
+    try:
+        inner = getattr(textmap, "_propagators", None)
+        parts = list(inner) if inner is not None else [textmap]
+        if all(type(p).__name__ in _KNOWN_PROPAGATORS for p in parts):
+            names = {f.lower() for f in textmap.fields}
+            headers = frozenset(n.encode("latin-1") for n in names)
+            environ = frozenset("HTTP_" + n.upper().replace("-", "_") for n in names)
+    except Exception:  # noqa: BLE001 - unknown shape: always extract
+        headers = environ = None
+    _fields_of = (textmap, headers, environ)
+    return headers, environ
 
 
 def _clip(value: Any) -> str:
@@ -154,11 +184,17 @@ def begin(method: str, path: str, query: str, scheme: str, host: str, user_agent
           client: str, carrier: Any, getter: Getter) -> RequestState | None:
     """Start the server span; None (and nothing recorded) if the agent itself fails."""
     try:
-        method = method.upper() if method.upper() in _KNOWN_METHODS else "_OTHER"
+        if method not in _KNOWN_METHODS:
+            method = method.upper()
+            if method not in _KNOWN_METHODS:
+                method = "_OTHER"
         state = RequestState(method, path)
         if _tracer is not None:
-            parent = propagate.extract(carrier, getter=getter)
-            attributes = {"http.request.method": method, "url.path": _clip(path),
+            # carrier None: the caller saw none of the propagator's headers.
+            parent = propagate.extract(carrier, getter=getter) if carrier is not None \
+                else _EMPTY
+            attributes = {"http.request.method": method,
+                          "url.path": path if len(path) <= _MAX_ATTR else path[:_MAX_ATTR],
                           "url.scheme": scheme}
             if query:
                 attributes["url.query"] = _clip(scrub_query(query))
@@ -212,7 +248,8 @@ def finish(state: RequestState, exc: BaseException | None = None) -> None:
         if span is not None:
             span.update_name(f"{state.method} {route}" if route != UNMATCHED else state.method)
             if route != UNMATCHED and status:
-                span.set_attributes({"http.route": route, "http.response.status_code": status})
+                span.set_attribute("http.route", route)
+                span.set_attribute("http.response.status_code", status)
             elif status:
                 span.set_attribute("http.response.status_code", status)
             if exc is not None and not isinstance(exc, GeneratorExit):
@@ -280,11 +317,13 @@ def wsgi_call(app: Callable[..., Any], environ: dict, start_response: Callable[.
     """Run one WSGI request through ``app`` with a server span, unless one is active."""
     if _current.get() is not None:
         return app(environ, start_response)
+    keys = _propagation_fields()[1]
+    carrier = environ if keys is None or not keys.isdisjoint(environ) else None
     state = begin(
         environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", ""),
         environ.get("QUERY_STRING", ""), environ.get("wsgi.url_scheme", "http"),
         environ.get("HTTP_HOST", ""), environ.get("HTTP_USER_AGENT", ""),
-        environ.get("REMOTE_ADDR", ""), environ, _ENVIRON_GETTER)
+        environ.get("REMOTE_ADDR", ""), carrier, _ENVIRON_GETTER)
     if state is None:
         return app(environ, start_response)
     var_token = _current.set(state)
@@ -333,21 +372,26 @@ async def asgi_call(app: Callable[..., Any], scope: dict, receive: Any, send: An
         return
     headers = scope.get("headers") or []
     host = ua = ""
+    fields = _propagation_fields()[0]
+    propagated = fields is None
     for key, value in headers:
         if key == b"host":
             host = value.decode("latin-1")
         elif key == b"user-agent":
             ua = value.decode("latin-1")
+        elif not propagated and key.lower() in fields:  # type: ignore[operator]
+            propagated = True
     client = scope.get("client")
     state = begin(scope.get("method", "GET"), scope.get("path", ""),
                   (scope.get("query_string") or b"").decode("latin-1"),
                   scope.get("scheme", "http"), host, ua, client[0] if client else "",
-                  headers, _HEADERS_GETTER)
+                  headers if propagated else None, _HEADERS_GETTER)
     if state is None:
         await app(scope, receive, send)
         return
     var_token = _current.set(state)
-    _start_loop_lag()
+    if _lag_pid != _pid():
+        _start_loop_lag()
 
     async def _send(message: dict) -> None:
         if message.get("type") == "http.response.start":
@@ -386,10 +430,15 @@ class ASGIMiddleware:
 
 
 _lag_loops: set[int] = set()
+_lag_pid = 0
+_pid = os.getpid
 
 
 def _start_loop_lag() -> None:
-    """Measure event-loop lag once per running loop (cheap: one timer every 0.5 s)."""
+    """Measure the lag of the process's event loop: one timer every 0.5 s on the first loop
+    that serves a request (ASGI servers run one per process). Called per request only until
+    then: the ``import`` and loop lookup here cost ~1 µs, every request."""
+    global _lag_pid
     import asyncio
 
     try:
@@ -399,6 +448,7 @@ def _start_loop_lag() -> None:
     if id(loop) in _lag_loops:
         return
     _lag_loops.add(id(loop))
+    _lag_pid = _pid()
     inst = _metrics.get()
     if inst is None:
         return
@@ -422,6 +472,8 @@ _lag_tasks: list[Any] = []
 
 
 def _reset_after_fork() -> None:
+    global _lag_pid
+    _lag_pid = 0
     _lag_loops.clear()
     _lag_tasks.clear()
 

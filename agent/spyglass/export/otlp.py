@@ -95,7 +95,7 @@ def _any_value(value: Any) -> bytes:
 
 
 _KEYS: dict[str, bytes] = {}
-_STRING_KV: dict[tuple[str, str], bytes] = {}
+_STRING_KV: dict[tuple[bytes, str, str | int], bytes] = {}
 _CACHE_MAX = 4096
 
 
@@ -120,15 +120,17 @@ def _attributes(tag: bytes, attributes: Mapping[str, Any] | None) -> list[bytes]
     out = []
     cache = _STRING_KV
     for key, value in attributes.items():
-        if value.__class__ is str:
-            # Method, scheme, route, host, user agent...: a few values repeat on every span.
-            hit = cache.get((key, value))
+        cls = value.__class__
+        if cls is str or cls is int:
+            # Method, scheme, route, host, user agent, status code...: a few values repeat on
+            # every span. (bool is not int here: its encoding differs.)
+            hit = cache.get((tag, key, value))
             if hit is None:
                 hit = _field(tag, _key_value(key, value))
-                if len(value) <= 256:
+                if cls is int or len(value) <= 256:
                     if len(cache) >= _CACHE_MAX:
                         cache.clear()
-                    cache[(key, value)] = hit
+                    cache[(tag, key, value)] = hit
             out.append(hit)
             continue
         try:

@@ -20,7 +20,7 @@ from typing import Any
 import wrapt
 
 from spyglass.config import Config
-from spyglass.server import asgi_call
+from spyglass.server import asgi_call, current
 
 NAME = "starlette"
 MODULES = ("starlette.applications",)
@@ -36,6 +36,9 @@ def setup_once(config: Config) -> None:
     original = Starlette.__call__
 
     async def __call__(self: Any, scope: dict, receive: Any, send: Any) -> None:
+        if current() is not None:  # an outer layer (the server hook, FastAPI) observes it
+            await original(self, scope, receive, send)
+            return
         await asgi_call(lambda s, r, se: original(self, s, r, se), scope, receive, send)
 
     __call__.__wrapped__ = original  # type: ignore[attr-defined]
@@ -51,6 +54,9 @@ def _patch_fastapi(module: Any) -> None:
     async def __call__(self: Any, scope: dict, receive: Any, send: Any) -> None:
         if scope.get("type") == "http":
             scope.setdefault(_FASTAPI_SCOPE_KEY, None)
+        if current() is not None:
+            await original(self, scope, receive, send)
+            return
         await asgi_call(lambda s, r, se: original(self, s, r, se), scope, receive, send)
 
     __call__.__wrapped__ = original  # type: ignore[attr-defined]
