@@ -193,10 +193,36 @@ def as_record(span: Any) -> Record:
                   for link in links) if links else (), span.dropped_links)
 
 
+# The fixed-width head of a span: trace_id (1) and span_id (2), with parent_span_id (4) when it
+# has one, packed in one call; start and end times (fixed64, 7 and 8) likewise.
+_M64 = (1 << 64) - 1
+_HEAD = struct.Struct(">2sQQ2sQ").pack
+_HEAD_PARENT = struct.Struct(">2sQQ2sQ2sQ").pack
+_TIMES = struct.Struct("<cQcQ").pack
+_FLAGS = {flags: b"\x85\x01" + _pack_i(flags) for flags in (_HAS_IS_REMOTE,
+                                                            _HAS_IS_REMOTE | _IS_REMOTE)}
+
+
 def _span(rec: Record) -> bytes:
+    """A ``Span`` message body. The common span (no trace state, events, links, drops or
+    status message) takes the short path; the output is the same either way."""
     (_, name, trace_id, span_id, parent_id, parent_remote, kind, start, end, attributes,
      events, code, description, trace_state, dropped_attributes, dropped_events, links,
      dropped_links) = rec
+    if not (trace_state or events or links or dropped_attributes or dropped_events
+            or dropped_links or code):
+        encoded_name = name.encode("utf-8", "surrogateescape")
+        n = len(encoded_name)
+        if parent_id:
+            head = _HEAD_PARENT(b"\x0a\x10", trace_id >> 64, trace_id & _M64, b"\x12\x08",
+                                span_id, b"\x22\x08", parent_id)
+            flags = _FLAGS[_HAS_IS_REMOTE | _IS_REMOTE if parent_remote else _HAS_IS_REMOTE]
+        else:
+            head = _HEAD(b"\x0a\x10", trace_id >> 64, trace_id & _M64, b"\x12\x08", span_id)
+            flags = _FLAGS[_HAS_IS_REMOTE]
+        return b"".join((head, b"\x2a", _SMALL[n] if n < 16384 else _varint_slow(n),
+                         encoded_name, _KIND[kind], _TIMES(b"\x39", start, b"\x41", end),
+                         *_attributes(b"\x4a", attributes), b"\x7a\x00", flags))
     parts = [b"\x0a\x10", trace_id.to_bytes(16, "big"), b"\x12\x08", span_id.to_bytes(8, "big")]
     if trace_state:
         parts.append(_field(b"\x1a", trace_state.encode()))

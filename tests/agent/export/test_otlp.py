@@ -101,10 +101,30 @@ def test_long_values_round_trip(size: int) -> None:
     assert decoded == sdk_encode(spans)
 
 
-def test_chunks_concatenate_into_one_request() -> None:
-    """tracing._send encodes a batch in chunks and joins the bytes: still one valid request."""
+def test_requests_concatenate_into_one_request() -> None:
+    """Serialised requests concatenate into their merge (protobuf's rule): two encoded
+    halves of a batch decode as one request with every span."""
     spans = _spans()
     joined = encode_spans(spans[:3]) + encode_spans(spans[3:])
     decoded = ExportTraceServiceRequest.FromString(joined)
     names = [sp.name for r in decoded.resource_spans for s in r.scope_spans for sp in s.spans]
     assert sorted(names) == sorted(s.name for s in spans)
+
+
+def test_equal_attributes_on_span_event_and_link_keep_their_own_field_tags() -> None:
+    """Encoded attributes are cached; the cache must tell a span's attribute from an event's
+    or a link's with the same key and value (their field numbers differ)."""
+    provider, exporter = _provider(Resource.create({}))
+    tracer = provider.get_tracer("t")
+    other = SpanContext(0x1, 0x2, is_remote=False, trace_flags=TraceFlags(1))
+    for _ in range(2):  # the second round is served from the cache
+        with tracer.start_as_current_span("x", attributes={"k": "v", "n": 7},
+                                          links=[Link(other, {"k": "v", "n": 7})]) as span:
+            span.add_event("e", {"k": "v", "n": 7})
+    spans = exporter.get_finished_spans()
+    decoded = ExportTraceServiceRequest.FromString(encode_spans(spans))
+    assert decoded == sdk_encode(spans)
+    for sp in decoded.resource_spans[0].scope_spans[0].spans:
+        assert [a.key for a in sp.attributes] == ["k", "n"]
+        assert [a.key for a in sp.events[0].attributes] == ["k", "n"]
+        assert [a.key for a in sp.links[0].attributes] == ["k", "n"]
