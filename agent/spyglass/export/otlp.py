@@ -216,13 +216,13 @@ def _span(rec: Record) -> bytes:
         if parent_id:
             head = _HEAD_PARENT(b"\x0a\x10", trace_id >> 64, trace_id & _M64, b"\x12\x08",
                                 span_id, b"\x22\x08", parent_id)
-            flags = _FLAGS[_HAS_IS_REMOTE | _IS_REMOTE if parent_remote else _HAS_IS_REMOTE]
+            tail = _FLAGS[_HAS_IS_REMOTE | _IS_REMOTE if parent_remote else _HAS_IS_REMOTE]
         else:
             head = _HEAD(b"\x0a\x10", trace_id >> 64, trace_id & _M64, b"\x12\x08", span_id)
-            flags = _FLAGS[_HAS_IS_REMOTE]
+            tail = _FLAGS[_HAS_IS_REMOTE]
         return b"".join((head, b"\x2a", _SMALL[n] if n < 16384 else _varint_slow(n),
                          encoded_name, _KIND[kind], _TIMES(b"\x39", start, b"\x41", end),
-                         *_attributes(b"\x4a", attributes), b"\x7a\x00", flags))
+                         *_attributes(b"\x4a", attributes), b"\x7a\x00", tail))
     parts = [b"\x0a\x10", trace_id.to_bytes(16, "big"), b"\x12\x08", span_id.to_bytes(8, "big")]
     if trace_state:
         parts.append(_field(b"\x1a", trace_state.encode()))
