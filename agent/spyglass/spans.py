@@ -186,6 +186,11 @@ class LightTracer(trace.Tracer):
         self._scope = scope
         self._on_end = on_end
 
+    @property
+    def scope(self) -> InstrumentationScope:
+        """The instrumentation scope of the spans this tracer starts."""
+        return self._scope
+
     def start_span(self, name: str, context: Context | None = None,
                    kind: SpanKind = SpanKind.INTERNAL, attributes: types.Attributes = None,
                    links: Sequence[Link] | None = (), start_time: int | None = None,

@@ -329,14 +329,19 @@ def instrumentation_provider() -> trace.TracerProvider:
     return _light_provider or trace.get_tracer_provider()
 
 
+_CLIENT = trace.SpanKind.CLIENT
+_server_scope: Any = None  # the server spans' InstrumentationScope, set by setup()
+
+
 def _light_span_ended(span: LightSpan) -> None:
     """Scrub, derive dependency metrics, queue for export: the SDK processors' jobs."""
     try:
         attrs = span.attributes
-        if span.instrumentation_scope.name != SERVER_SCOPE and attrs:
+        # The server span's attributes are ours, already clipped and scrubbed (server.py).
+        if attrs and span.instrumentation_scope is not _server_scope:
             for key, value in _scrubbed(attrs):
                 attrs[key] = value
-        if span.kind is trace.SpanKind.CLIENT and span.end_time is not None:
+        if span.kind is _CLIENT and span.end_time is not None:
             record_dependency(attrs, (span.end_time - span.start_time) / 1e9)
         if _worker is not None and span.context.trace_flags.sampled:
             _worker.put(encode_span(as_record(span)))
@@ -346,7 +351,7 @@ def _light_span_ended(span: LightSpan) -> None:
 
 def setup(config: Config) -> TracerProvider:
     """Install the global tracer provider (once per process tree; forks inherit it)."""
-    global _worker, _light, _light_provider
+    global _worker, _light, _light_provider, _server_scope
     provider = TracerProvider(
         sampler=make_sampler(config.sampler, config.sampler_arg),
         resource=_resource(config),
@@ -361,6 +366,7 @@ def setup(config: Config) -> TracerProvider:
     trace.set_tracer_provider(provider)
     _light_provider = LightTracerProvider(provider, _light_span_ended)
     _light = _light_provider.get_tracer(SERVER_SCOPE, __version__)
+    _server_scope = _light.scope
     atexit.register(flush, 3.0)
     return provider
 
