@@ -6,15 +6,18 @@ with reason ``queue_full``). The worker sends full batches as soon as they are f
 is left every ``interval`` seconds: never "whatever arrived while the last send ran", which under
 load degenerates into many tiny uploads whose fixed cost (encoding, HTTP, the GIL) dominates.
 A failed send drops the batch, counts it, and logs one warning per five minutes; after a
-failure the worker backs off (1 s, doubling to 8 s) and drops batches without encoding them until
-the next try, so a backend that is down costs the app almost nothing. The thread
-starts lazily on the first item and again after a fork, since threads do not survive a fork.
+failure the worker backs off (1 s, doubling to 8 s) and drops batches without sending them
+until the next try, so a backend that is down costs the app no HTTP work and no waiting. The
+thread starts lazily on the first item and again after a fork, since threads do not survive a
+fork.
 
-Batches of up to 512 (the SDK's default): each upload has a fixed cost (an HTTP round trip,
-``http.client``'s header parsing), so fewer, larger uploads cost the app less CPU. Encoding a
-batch holds the GIL, which is why senders encode it in chunks and yield between them
-(``spyglass.tracing._send``): with the SDK's encoder a 512-span batch was a ~30 ms stall in
-request p99 (benchmarks/RESULTS.md).
+Items arrive already encoded (a span's protobuf bytes, a log entry's JSON), by the thread that
+made them: work done here holds the GIL while the request thread waits for it, and reading
+items another core just wrote costs this thread several times what writing them cost there
+(``spyglass.export.otlp``; benchmarks/RESULTS.md). What is left here is joining, compression
+(zlib releases the GIL) and the upload. Batches of up to 512 (the SDK's default): each upload
+has a fixed cost (an HTTP round trip, ``http.client``'s header parsing), so fewer, larger
+uploads cost the app less CPU.
 
 Why our own and not the SDK's ``BatchSpanProcessor``: it exposes no drop counts, and the same
 loop serves the Loki exporter, which the SDK has no equivalent for.
