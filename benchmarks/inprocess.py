@@ -10,8 +10,8 @@ in a fresh process:
 
 - ``bare``: no agent;
 - ``spyglass``: everything on (traces always_on to OTLP, logs to Loki, metrics);
-- ``no-server-span``: the request is not wrapped (for FastAPI, its native telemetry stays off,
-  as Spyglass turns it off);
+- ``no-server-span``: neither the server hook's nor the framework's layer wraps the request
+  (FastAPI's native telemetry stays off, as Spyglass turns it off);
 - ``no-db-span``: ``sqlite3.connect`` unpatched;
 - ``no-log-capture``: the ``logging`` tap removed;
 - ``no-export``: spans and log lines are still made and encoded, but never queued, so the
@@ -95,7 +95,10 @@ if app_name == "fastapi":
     run = lambda count: loop.run_until_complete(window(count))
 else:
     from flask_app import app
-    if variant not in ("bare", "no-server-span"):
+    if variant == "no-server-span":
+        import flask
+        flask.Flask.__call__ = flask.Flask.__call__.__wrapped__  # Spyglass's Flask layer
+    elif variant != "bare":
         from spyglass import server
         app = server.WSGIMiddleware(app)  # what Spyglass's gunicorn hook installs
     def one():

@@ -14,7 +14,7 @@ from typing import Any
 import wrapt
 
 from spyglass.config import Config
-from spyglass.server import asgi_call, set_route, wsgi_call
+from spyglass.server import asgi_call, current, set_route, wsgi_call
 
 NAME = "django"
 # Triggered by the handler modules, not by ``base``: ``handlers.wsgi`` imports ``base`` halfway
@@ -34,10 +34,14 @@ def _resolve_request(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> 
 
 
 def _wsgi(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+    if current() is not None:  # the server's hook (gunicorn, werkzeug) observes it
+        return wrapped(*args, **kwargs)
     return wsgi_call(lambda e, s: wrapped(e, s), *args, **kwargs)
 
 
 async def _asgi(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+    if current() is not None:  # the server's hook (uvicorn) observes it
+        return await wrapped(*args, **kwargs)
     scope, receive, send = args[:3]
     return await asgi_call(lambda s, r, se: wrapped(s, r, se), scope, receive, send)
 

@@ -27,6 +27,8 @@ def setup_once(config: Config) -> None:
     original = flask.Flask.__call__
 
     def __call__(self: Any, environ: dict, start_response: Any) -> Any:
+        if current() is not None:  # the server's hook (gunicorn, werkzeug) observes it
+            return original(self, environ, start_response)
         return wsgi_call(lambda e, s: original(self, e, s), environ, start_response)
 
     __call__.__wrapped__ = original  # type: ignore[attr-defined]
