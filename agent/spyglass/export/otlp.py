@@ -25,6 +25,7 @@ app's own SDK spans, and ``spyglass.spans``' light spans).
 from __future__ import annotations
 
 import struct
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -158,15 +159,22 @@ Record = tuple  # (scope, name, trace id, span id, parent id, parent remote, kin
 
 _SCOPE_INDEX: dict[tuple[int, int], int] = {}
 _SCOPE_TABLE: list[tuple[Any, Any]] = []
+_SCOPE_LOCK = threading.Lock()
 
 
 def scope_index(resource: Any, scope: Any) -> int:
-    """A small int for a (resource, scope) pair; the table keeps both alive."""
+    """A small int for a (resource, scope) pair; the table keeps both alive.
+
+    Spans end on any thread (threaded servers), so a new pair is added under a lock: two
+    threads adding pairs at once must not get the same index. Known pairs need no lock."""
     key = (id(resource), id(scope))
     index = _SCOPE_INDEX.get(key)
     if index is None:
-        index = _SCOPE_INDEX[key] = len(_SCOPE_TABLE)
-        _SCOPE_TABLE.append((resource, scope))
+        with _SCOPE_LOCK:
+            index = _SCOPE_INDEX.get(key)
+            if index is None:
+                _SCOPE_TABLE.append((resource, scope))
+                index = _SCOPE_INDEX[key] = len(_SCOPE_TABLE) - 1
     return index
 
 

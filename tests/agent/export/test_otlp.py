@@ -128,3 +128,38 @@ def test_equal_attributes_on_span_event_and_link_keep_their_own_field_tags() -> 
         assert [a.key for a in sp.attributes] == ["k", "n"]
         assert [a.key for a in sp.events[0].attributes] == ["k", "n"]
         assert [a.key for a in sp.links[0].attributes] == ["k", "n"]
+
+
+def test_scopes_added_from_many_threads_at_once_keep_distinct_indexes() -> None:
+    """Spans end on any thread; two threads adding new scopes at once must not share an
+    index, or spans would be exported under another instrumentation scope. (The unlocked
+    version's window was a few bytecodes wide; CPython seldom switches threads inside it,
+    so this guards the property rather than reproducing the race on demand.)"""
+    import sys
+    import threading
+
+    from spyglass.export.otlp import _SCOPE_TABLE, scope_index
+
+    resource = Resource.create({})
+    scopes = [object() for _ in range(400)]
+    got: dict[int, int] = {}
+    start = threading.Barrier(8)
+
+    def add(part: list[object]) -> None:
+        start.wait()
+        for scope in part:
+            got[id(scope)] = scope_index(resource, scope)
+
+    threads = [threading.Thread(target=add, args=(scopes[i::8],)) for i in range(8)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as the interpreter can
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert len(set(got.values())) == len(scopes)
+    for scope in scopes:
+        assert _SCOPE_TABLE[got[id(scope)]] == (resource, scope)
