@@ -45,7 +45,7 @@ from spyglass._log import get_logger
 from spyglass.config import Config
 from spyglass.export.batch import BatchWorker
 from spyglass.export.http import Poster, otlp_poster
-from spyglass.export.otlp import CONTENT_TYPE, Encoded, as_record, encode_request, encode_span
+from spyglass.export.otlp import CONTENT_TYPE, Encoded, encode_request, encode_span
 from spyglass.scrub import REDACTED, SENSITIVE_HEADERS, scrub_query, scrub_sql, scrub_url
 from spyglass.spans import LightSpan, LightTracer, LightTracerProvider
 
@@ -344,7 +344,7 @@ def _light_span_ended(span: LightSpan) -> None:
         if span.kind is _CLIENT and span.end_time is not None:
             record_dependency(attrs, (span.end_time - span.start_time) / 1e9)
         if _worker is not None and span.context.trace_flags.sampled:
-            _worker.put(encode_span(as_record(span)))
+            _worker.put(encode_span(span))
     except Exception:  # noqa: BLE001
         get_logger().debug("ending a span failed", exc_info=True)
 

@@ -98,7 +98,7 @@ def _any_value(value: Any) -> bytes:
 
 
 _KEYS: dict[str, bytes] = {}
-_STRING_KV: dict[tuple[bytes, str, str | int], bytes] = {}
+_KV_CACHE: dict[tuple[bytes, str, str | int], bytes] = {}
 _CACHE_MAX = 4096
 
 
@@ -121,7 +121,7 @@ def _attributes(tag: bytes, attributes: Mapping[str, Any] | None) -> list[bytes]
     if not attributes:
         return []
     out = []
-    cache = _STRING_KV
+    cache = _KV_CACHE
     for key, value in attributes.items():
         cls = value.__class__
         if cls is str or cls is int:
