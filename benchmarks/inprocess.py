@@ -180,7 +180,6 @@ def main(argv: list[str] | None = None) -> int:
                        OTEL_TRACES_SAMPLER="always_on", SPYGLASS_SERVICE_NAME="bench-inprocess",
                        SPYGLASS_METRICS_PORT=str(free_port()))
             sys.path.insert(0, str(HERE / "apps"))
-            os.environ["BENCH_DB"] = env["BENCH_DB"]
             import common
 
             common.ensure_db(env["BENCH_DB"])

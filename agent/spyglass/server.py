@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextvars
 import functools
-import os
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -390,7 +389,7 @@ async def asgi_call(app: Callable[..., Any], scope: dict, receive: Any, send: An
         await app(scope, receive, send)
         return
     var_token = _current.set(state)
-    if _lag_pid != _pid():
+    if not _lag_started:
         _start_loop_lag()
 
     async def _send(message: dict) -> None:
@@ -430,15 +429,14 @@ class ASGIMiddleware:
 
 
 _lag_loops: set[int] = set()
-_lag_pid = 0
-_pid = os.getpid
+_lag_started = False  # this process's loop has its timer (reset after fork)
 
 
 def _start_loop_lag() -> None:
     """Measure the lag of the process's event loop: one timer every 0.5 s on the first loop
     that serves a request (ASGI servers run one per process). Called per request only until
     then: the ``import`` and loop lookup here cost ~1 µs, every request."""
-    global _lag_pid
+    global _lag_started
     import asyncio
 
     try:
@@ -448,7 +446,7 @@ def _start_loop_lag() -> None:
     if id(loop) in _lag_loops:
         return
     _lag_loops.add(id(loop))
-    _lag_pid = _pid()
+    _lag_started = True
     inst = _metrics.get()
     if inst is None:
         return
@@ -472,8 +470,8 @@ _lag_tasks: list[Any] = []
 
 
 def _reset_after_fork() -> None:
-    global _lag_pid
-    _lag_pid = 0
+    global _lag_started
+    _lag_started = False
     _lag_loops.clear()
     _lag_tasks.clear()
 
