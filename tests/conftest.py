@@ -26,6 +26,20 @@ from tests.support.procs import cmdline, descendants  # noqa: E402
 from tests.support.waiting import wait_until  # noqa: E402
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Refuse to test compiled modules older than their source (setup.py compiles the hot
+    path in place: after an edit, the stale extension is what Python would import)."""
+    stale = []
+    for ext in (REPO_ROOT / "agent" / "spyglass").rglob("*.so"):
+        source = ext.with_name(ext.name.split(".", 1)[0] + ".py")
+        if source.exists() and source.stat().st_mtime > ext.stat().st_mtime:
+            stale.append(str(source.relative_to(REPO_ROOT)))
+    if stale:
+        pytest.exit(f"{', '.join(sorted(stale))} changed since the hot path was compiled; "
+                    "rebuild it with 'pip install --no-deps -e .' (or delete agent/**/*.so "
+                    "to test the pure-Python modules)", returncode=4)
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     """The repository checkout's root directory."""

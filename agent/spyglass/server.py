@@ -116,9 +116,9 @@ def template(route: str) -> str:
     return route if route.startswith("/") else "/" + route
 
 
-def set_route(route: str | None) -> None:
+def set_route(route: Any) -> None:
     state = _current.get()
-    if state is not None and route:
+    if state is not None and route and isinstance(route, str):
         state.route = template(route)
 
 
@@ -179,9 +179,14 @@ def _clip(value: Any) -> str:
     return text[:_MAX_ATTR]
 
 
-def begin(method: str, path: str, query: str, scheme: str, host: str, user_agent: str,
-          client: str, carrier: Any, getter: Getter) -> RequestState | None:
-    """Start the server span; None (and nothing recorded) if the agent itself fails."""
+def begin(method: Any, path: Any, query: Any, scheme: Any, host: Any, user_agent: Any,
+          client: Any, carrier: Any, getter: Getter) -> RequestState | None:
+    """Start the server span; None (and nothing recorded) if the agent itself fails.
+
+    The arguments come from the server's environ or scope: typed ``Any`` because this module
+    is compiled (setup.py) and a compiled function checks its argument types at the call,
+    outside the ``try`` that keeps a bad value from reaching the app as our exception.
+    """
     try:
         if method not in _KNOWN_METHODS:
             method = method.upper()
@@ -305,7 +310,7 @@ class _ClosingIterable:
             finish(self._state)
 
 
-def _status_code(status: str) -> int:
+def _status_code(status: Any) -> int:
     try:
         return int(status[:3])
     except (TypeError, ValueError):
@@ -327,7 +332,7 @@ def wsgi_call(app: Callable[..., Any], environ: dict, start_response: Callable[.
         return app(environ, start_response)
     var_token = _current.set(state)
 
-    def _start_response(status: str, headers: list, exc_info: Any = None) -> Any:
+    def _start_response(status: Any, headers: Any, exc_info: Any = None) -> Any:
         state.status = _status_code(status)
         if exc_info is None:
             return start_response(status, headers)
@@ -392,7 +397,7 @@ async def asgi_call(app: Callable[..., Any], scope: dict, receive: Any, send: An
     if not _lag_started:
         _start_loop_lag()
 
-    async def _send(message: dict) -> None:
+    async def _send(message: Any) -> None:
         if message.get("type") == "http.response.start":
             state.status = int(message.get("status", 0))
         await send(message)

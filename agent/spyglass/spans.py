@@ -27,7 +27,6 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.context import Context
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.trace.propagation import _SPAN_KEY
@@ -39,6 +38,16 @@ _SAMPLED = TraceFlags(TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID)
 _NOT_SAMPLED = TraceFlags(TraceFlags.RANDOM_TRACE_ID)
 _UNSET = Status(StatusCode.UNSET)
 _MAX_EVENTS = 128
+
+
+def _ns(value: Any) -> int:
+    """A timestamp in ns as the caller gave it (an int, or a float: the SDK takes both), or
+    now. The encoder writes fixed64 fields, so anything else is replaced, never raised."""
+    if value.__class__ is int and value:
+        return value
+    if isinstance(value, (int, float)) and value > 0:
+        return int(value)
+    return time.time_ns()
 
 
 class LightEvent:
@@ -62,12 +71,15 @@ class LightSpan(trace.Span):
 
     dropped_links = 0
 
-    def __init__(self, name: str, context: SpanContext, parent: SpanContext | None,
-                 kind: SpanKind, attributes: dict[str, Any], resource: Any,
+    # Compiled with mypyc (setup.py), which checks annotated types at run time: what the
+    # contrib instrumentations and the app pass in is annotated ``Any`` (as the SDK's span
+    # takes it), so a value of an unexpected type is never a TypeError in their code.
+    def __init__(self, name: Any, context: SpanContext, parent: SpanContext | None,
+                 kind: Any, attributes: dict[str, Any], resource: Any,
                  scope: InstrumentationScope, on_end: Callable[[LightSpan], None],
                  limits: tuple[int, int | None] = (128, None), links: Sequence[Link] = (),
-                 start_time: int | None = None, record_exception: bool = True,
-                 set_status_on_exception: bool = True) -> None:
+                 start_time: Any = None, record_exception: Any = True,
+                 set_status_on_exception: Any = True) -> None:
         self.name = name
         self.context = context
         self.parent = parent
@@ -80,7 +92,7 @@ class LightSpan(trace.Span):
         self.dropped_events = 0
         self.dropped_attributes = 0
         self.status = _UNSET
-        self.start_time = start_time or time.time_ns()
+        self.start_time = _ns(start_time)
         self.end_time: int | None = None
         self._on_end = on_end
         self._limits = limits
@@ -95,9 +107,9 @@ class LightSpan(trace.Span):
     def is_recording(self) -> bool:
         return self.end_time is None
 
-    def set_attribute(self, key: str, value: types.AnyValue) -> None:
-        if self.end_time is not None or value is None:
-            return
+    def set_attribute(self, key: Any, value: Any) -> None:
+        if self.end_time is not None or value is None or key.__class__ is not str:
+            return  # as the SDK, which drops (and warns of) an attribute with a non-str key
         attrs = self.attributes
         max_count, max_length = self._limits
         if key not in attrs and len(attrs) >= max_count:
@@ -109,29 +121,29 @@ class LightSpan(trace.Span):
             value = value[:max_length]
         attrs[key] = value
 
-    def set_attributes(self, attributes: Mapping[str, types.AnyValue]) -> None:
+    def set_attributes(self, attributes: Mapping[str, Any]) -> None:
         for key, value in attributes.items():
             self.set_attribute(key, value)
 
-    def add_event(self, name: str, attributes: types.Attributes = None,
-                  timestamp: int | None = None) -> None:
+    def add_event(self, name: Any, attributes: types.Attributes = None,
+                  timestamp: Any = None) -> None:
         # May be called from another thread (the slow-request watchdog): list.append is atomic.
         if self.end_time is not None:
             return
         if len(self.events) >= _MAX_EVENTS:
             self.dropped_events += 1
             return
-        self.events.append(LightEvent(name, attributes, timestamp or time.time_ns()))
+        self.events.append(LightEvent(name, attributes, _ns(timestamp)))
 
     def add_link(self, context: SpanContext, attributes: types.Attributes = None) -> None:
         if self.end_time is None and context is not None and context.is_valid:
             self.links = (*self.links, Link(context, attributes))
 
-    def update_name(self, name: str) -> None:
+    def update_name(self, name: Any) -> None:
         if self.end_time is None:
             self.name = name
 
-    def set_status(self, status: Status | StatusCode, description: str | None = None) -> None:
+    def set_status(self, status: Any, description: Any = None) -> None:
         if self.end_time is not None:
             return
         if isinstance(status, StatusCode):
@@ -165,10 +177,10 @@ class LightSpan(trace.Span):
                 self.set_status(Status(StatusCode.ERROR, f"{type(exc_val).__name__}: {exc_val}"))
         super().__exit__(exc_type, exc_val, exc_tb)
 
-    def end(self, end_time: int | None = None) -> None:
+    def end(self, end_time: Any = None) -> None:
         if self.end_time is not None:
             return
-        self.end_time = end_time or time.time_ns()
+        self.end_time = _ns(end_time)
         self._on_end(self)
 
 
@@ -191,11 +203,11 @@ class LightTracer(trace.Tracer):
         """The instrumentation scope of the spans this tracer starts."""
         return self._scope
 
-    def start_span(self, name: str, context: Context | None = None,
-                   kind: SpanKind = SpanKind.INTERNAL, attributes: types.Attributes = None,
-                   links: Sequence[Link] | None = (), start_time: int | None = None,
-                   record_exception: bool = True,
-                   set_status_on_exception: bool = True) -> LightSpan:
+    def start_span(self, name: Any, context: Any = None,
+                   kind: Any = SpanKind.INTERNAL, attributes: types.Attributes = None,
+                   links: Sequence[Link] | None = (), start_time: Any = None,
+                   record_exception: Any = True,
+                   set_status_on_exception: Any = True) -> LightSpan:
         parent: SpanContext | None = trace.get_current_span(context).get_span_context()
         if parent is None or not parent.is_valid:
             parent = None
@@ -231,12 +243,12 @@ class LightTracer(trace.Tracer):
                          self._on_end, self._limits, tuple(links), start_time,
                          record_exception, set_status_on_exception)
 
-    def start_as_current_span(self, name: str, context: Context | None = None,
-                              kind: SpanKind = SpanKind.INTERNAL,
+    def start_as_current_span(self, name: Any, context: Any = None,
+                              kind: Any = SpanKind.INTERNAL,
                               attributes: types.Attributes = None,
-                              links: Sequence[Link] | None = (), start_time: int | None = None,
-                              record_exception: bool = True, set_status_on_exception: bool = True,
-                              end_on_exit: bool = True) -> Any:
+                              links: Sequence[Link] | None = (), start_time: Any = None,
+                              record_exception: Any = True, set_status_on_exception: Any = True,
+                              end_on_exit: Any = True) -> Any:
         """``with tracer.start_as_current_span(...)``, as the SDK's, without two generators.
 
         The SDK's version is a generator-based context manager wrapping ``use_span``, another
@@ -256,7 +268,7 @@ class _CurrentSpan:
 
     __slots__ = ("_args", "_end_on_exit", "_span", "_token", "_tracer")
 
-    def __init__(self, tracer: LightTracer, args: tuple[Any, ...], end_on_exit: bool) -> None:
+    def __init__(self, tracer: LightTracer, args: tuple[Any, ...], end_on_exit: Any) -> None:
         self._tracer = tracer
         self._args = args
         self._end_on_exit = end_on_exit

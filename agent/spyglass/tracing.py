@@ -100,7 +100,7 @@ class _RecordAlways(Sampler):
         #: sampler call, which spyglass.spans takes on the hot path.
         self.fast_path = fast_path
 
-    def should_sample(self, parent_context: Context | None, trace_id: int, name: str,
+    def should_sample(self, parent_context: Any, trace_id: Any, name: Any,
                       kind=None, attributes=None, links=None, trace_state=None) -> SamplingResult:
         result = self._inner.should_sample(parent_context, trace_id, name, kind, attributes,
                                            links, trace_state)

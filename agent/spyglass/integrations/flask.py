@@ -36,7 +36,7 @@ def setup_once(config: Config) -> None:
 
     original_context = flask.Flask.request_context
 
-    def request_context(self: Any, environ: dict) -> Any:
+    def request_context(self: Any, environ: Any) -> Any:
         ctx = original_context(self, environ)
         state = current()
         if state is not None and state.route is None:

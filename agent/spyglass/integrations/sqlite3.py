@@ -11,34 +11,29 @@ unwrapped and a statement costs one light span (``spyglass.spans``).
 The span carries what the contrib instrumentation sets under the stable database semantic
 conventions (``db.system.name``, ``db.namespace``, ``db.query.text``, ``db.operation.name``);
 ``tracing._light_span_ended`` scrubs the SQL and records ``db_client_operation_duration``.
+The span itself is made in :mod:`spyglass.integrations._sqlite3_span`, which is compiled
+(``setup.py``); the subclasses here are made at run time, so they stay interpreted.
 """
 
 from __future__ import annotations
 
 import functools
-import os
 from typing import Any
 
-from opentelemetry import context as otel_context
-from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
-from opentelemetry.trace import SpanKind, Status, StatusCode
-
 from spyglass.config import Config
+from spyglass.integrations import _sqlite3_span
+from spyglass.integrations._sqlite3_span import namespace as _namespace
 
 NAME = "sqlite3"
 MODULES = ("sqlite3",)
 
-_tracer: Any = None
-
-
 def setup_once(config: Config) -> None:
-    global _tracer
     import sqlite3
     import sqlite3.dbapi2
 
     from spyglass.tracing import instrumentation_provider
 
-    _tracer = instrumentation_provider().get_tracer("spyglass.sqlite3")
+    _sqlite3_span.set_tracer(instrumentation_provider().get_tracer("spyglass.sqlite3"))
     original = sqlite3.connect
     if getattr(original, "__spyglass__", False):
         return
@@ -63,60 +58,19 @@ def setup_once(config: Config) -> None:
     sqlite3.dbapi2.connect = connect
 
 
-def _namespace(database: Any) -> str:
-    try:
-        return os.fsdecode(database)[:256]
-    except Exception:  # noqa: BLE001
-        return ""
-
-
-def _operation(sql: Any) -> str:
-    if isinstance(sql, str):
-        head = sql.lstrip()[:32].split(None, 1)
-        if head:
-            return head[0].upper()
-    return ""
-
-
-def _traced(cursor: Any, method: Any, sql: Any, *args: Any) -> Any:
-    """Run ``method(sql, *args)`` inside a CLIENT span, unless instrumentation is suppressed."""
-    tracer = _tracer
-    if tracer is None or otel_context.get_value(_SUPPRESS_INSTRUMENTATION_KEY):
-        return method(sql, *args)
-    op = _operation(sql)
-    attrs = {"db.system.name": "sqlite"}
-    namespace = getattr(cursor.connection, "_spyglass_namespace", "")
-    if namespace:
-        attrs["db.namespace"] = namespace
-    if isinstance(sql, str):
-        attrs["db.query.text"] = sql
-    if op:
-        attrs["db.operation.name"] = op
-    span = tracer.start_span(op or "sqlite", kind=SpanKind.CLIENT, attributes=attrs)
-    try:
-        return method(sql, *args)
-    except Exception as exc:
-        span.record_exception(exc)
-        span.set_attribute("error.type", type(exc).__qualname__)
-        span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
-        raise
-    finally:
-        span.end()
-
-
 @functools.lru_cache(maxsize=64)
 def _cursor_class(base: type) -> type:
     class TracedCursor(base):
         __slots__ = ()
 
         def execute(self, sql: Any, *args: Any) -> Any:
-            return _traced(self, super().execute, sql, *args)
+            return _sqlite3_span.traced(self, super().execute, sql, *args)
 
         def executemany(self, sql: Any, *args: Any) -> Any:
-            return _traced(self, super().executemany, sql, *args)
+            return _sqlite3_span.traced(self, super().executemany, sql, *args)
 
         def executescript(self, sql: Any, *args: Any) -> Any:
-            return _traced(self, super().executescript, sql, *args)
+            return _sqlite3_span.traced(self, super().executescript, sql, *args)
 
     TracedCursor.__name__ = TracedCursor.__qualname__ = base.__name__
     TracedCursor.__module__ = base.__module__

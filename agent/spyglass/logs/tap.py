@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from typing import Any
 
 from spyglass._log import get_logger
 
@@ -35,7 +36,9 @@ def add_consumer(level: int, consumer: Consumer) -> None:
     original = logging.Logger.callHandlers
     consumers = _consumers
 
-    def callHandlers(self: logging.Logger, record: logging.LogRecord) -> None:
+    # Any: this module is compiled (setup.py), and a compiled function checks its argument
+    # types; logging never hands over anything else, but a caller of callHandlers might.
+    def callHandlers(self: Any, record: Any) -> None:
         original(self, record)
         levelno = record.levelno
         for level, consume in consumers:

@@ -75,7 +75,7 @@ def _make(store: ProcessStore, limit: int) -> Instruments:
     def on_overflow(name: str) -> None:
         overflow.labels(name).inc()
 
-    kw = {"limit": limit, "on_overflow": on_overflow}
+    kw: dict[str, Any] = {"limit": limit, "on_overflow": on_overflow}
     http_labels = ["http_request_method", "http_route", "http_response_status_code"]
     return Instruments(
         store=store,

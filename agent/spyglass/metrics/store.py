@@ -236,10 +236,11 @@ class Counter(Family):
     kind = "counter"
 
     def __init__(self, store: ProcessStore, name: str, help: str,
-                 labelnames: Sequence[str] = (), **kwargs: object) -> None:
+                 labelnames: Sequence[str] = (), limit: int = 2000,
+                 on_overflow: Callable[[str], None] | None = None) -> None:
         if name.endswith("_total"):
             name = name[: -len("_total")]
-        super().__init__(store, name, help, labelnames, **kwargs)  # type: ignore[arg-type]
+        super().__init__(store, name, help, labelnames, limit, on_overflow)
 
     def labels(self, *values: str) -> CounterChild:
         return super().labels(*values)  # type: ignore[return-value]
@@ -252,10 +253,10 @@ class Gauge(Family):
     child_class = GaugeChild
 
     def __init__(self, store: ProcessStore, name: str, help: str,
-                 labelnames: Sequence[str] = (), mode: str = "livesum",
-                 **kwargs: object) -> None:
+                 labelnames: Sequence[str] = (), mode: str = "livesum", limit: int = 2000,
+                 on_overflow: Callable[[str], None] | None = None) -> None:
         self.mode = mode
-        super().__init__(store, name, help, labelnames, **kwargs)  # type: ignore[arg-type]
+        super().__init__(store, name, help, labelnames, limit, on_overflow)
 
     @property
     def file_prefix(self) -> str:
@@ -273,9 +274,9 @@ class Histogram(Family):
 
     def __init__(self, store: ProcessStore, name: str, help: str,
                  labelnames: Sequence[str] = (), buckets: Sequence[float] = (),
-                 **kwargs: object) -> None:
+                 limit: int = 2000, on_overflow: Callable[[str], None] | None = None) -> None:
         self.bounds = sorted(float(b) for b in buckets if b != float("inf"))
-        super().__init__(store, name, help, labelnames, **kwargs)  # type: ignore[arg-type]
+        super().__init__(store, name, help, labelnames, limit, on_overflow)
 
     def _new_child(self, values: tuple[str, ...]) -> _Child:
         return HistogramChild(self, values)

@@ -1,0 +1,61 @@
+"""Compile the per-request hot path with mypyc; everything else stays plain Python.
+
+Why: on a one-worker server the agent's cost is interpreter time spread thin over the server
+span, the DB span, log capture and span encoding (benchmarks/RESULTS.md), and what compiles
+to C is the same code, type-checked by the same mypy the project already runs. ddtrace ships
+its hot path compiled too.
+
+``SPYGLASS_COMPILE=0`` builds a pure-Python package (the same behaviour, more CPU per
+request); so does a build on a machine without a C compiler or the Python headers.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import sysconfig
+
+from setuptools import setup
+
+# The modules every request runs through. They are plain Python too: each one works
+# uncompiled, and the tests run against whichever was built.
+HOT_PATH = [
+    "spyglass/export/otlp.py",
+    "spyglass/spans.py",
+    "spyglass/server.py",
+    "spyglass/metrics/store.py",
+    "spyglass/tracing.py",
+    "spyglass/scrub.py",
+    "spyglass/logs/tap.py",
+    "spyglass/logs/loki.py",
+    "spyglass/runtime.py",
+    "spyglass/integrations/flask.py",
+    "spyglass/integrations/django.py",
+    "spyglass/integrations/starlette.py",
+    "spyglass/integrations/_sqlite3_span.py",
+]
+
+
+def _can_compile() -> bool:
+    """A C compiler and the Python headers are here (a slim image may have neither)."""
+    cc = (os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc").split()[0]
+    headers = os.path.join(sysconfig.get_paths()["include"], "Python.h")
+    if shutil.which(cc) and os.path.exists(headers):
+        return True
+    print(f"spyglass: no C compiler ({cc}) or no Python.h ({headers}): building the "
+          "pure-Python agent (the same behaviour, more CPU per request)", file=sys.stderr)
+    return False
+
+
+def _ext_modules() -> list:
+    if os.environ.get("SPYGLASS_COMPILE", "1").strip() == "0" or not _can_compile():
+        return []
+    try:
+        from mypyc.build import mypycify
+    except ImportError:
+        return []
+    return mypycify([os.path.join("agent", m) for m in HOT_PATH], opt_level="3")
+
+
+setup(ext_modules=_ext_modules())
