@@ -10,6 +10,8 @@ in a fresh process:
 
 - ``bare``: no agent;
 - ``spyglass``: everything on (traces always_on to OTLP, logs to Loki, metrics);
+- ``pure-python``: the same, with the modules ``setup.py`` compiles imported from their
+  ``.py`` source (what a ``SPYGLASS_COMPILE=0`` build runs);
 - ``no-server-span``: neither the server hook's nor the framework's layer wraps the request
   (FastAPI's native telemetry stays off, as Spyglass turns it off);
 - ``no-db-span``: ``sqlite3.connect`` unpatched;
@@ -37,13 +39,30 @@ import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-VARIANTS = ("bare", "spyglass", "no-server-span", "no-db-span", "no-log-capture", "no-export")
+VARIANTS = ("bare", "spyglass", "pure-python", "no-server-span", "no-db-span", "no-log-capture",
+            "no-export")
 
 _CHILD = r'''
 import io, json, os, resource, sys, time
 variant, app_name, endpoint = sys.argv[1:4]
 n, reps = int(sys.argv[4]), int(sys.argv[5])
 sys.path.insert(0, os.environ["BENCH_APPS"])
+if variant == "pure-python":
+    # The modules setup.py compiles, imported from their .py source instead.
+    import importlib.abc, importlib.machinery, importlib.util
+
+    class SourceFirst(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if not name.startswith("spyglass."):
+                return None
+            spec = importlib.machinery.PathFinder.find_spec(name, path)
+            if spec is None or not (spec.origin or "").endswith(".so"):
+                return spec
+            folder, base = os.path.split(spec.origin)
+            return importlib.util.spec_from_file_location(
+                name, os.path.join(folder, base.split(".", 1)[0] + ".py"))
+
+    sys.meta_path.insert(0, SourceFirst())
 if variant != "bare":
     from spyglass.bootstrap import start
     start()

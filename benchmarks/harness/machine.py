@@ -51,6 +51,15 @@ def agent_commit() -> str:
     return head + ("+dirty" if dirty else "")
 
 
+def _spyglass_build() -> str:
+    """"compiled" when the hot path is mypyc's extension modules (setup.py), else "python"."""
+    try:
+        import spyglass.server
+    except Exception:  # noqa: BLE001
+        return "absent"
+    return "compiled" if (spyglass.server.__file__ or "").endswith(".so") else "python"
+
+
 def notes() -> dict[str, object]:
     import os
 
@@ -67,6 +76,7 @@ def notes() -> dict[str, object]:
         "os": _tool(["sh", "-c", ". /etc/os-release && echo $PRETTY_NAME"]),
         "python": platform.python_version(),
         "project_env": versions,
+        "spyglass_build": _spyglass_build(),
         "otel_env": {d: _venv_version(OTEL_BIN, d) for d in
                      ("opentelemetry-distro", "opentelemetry-sdk",
                       "opentelemetry-instrumentation-flask",

@@ -1,0 +1,97 @@
+"""Instructions per request under callgrind: the agent's CPU work without the VM's noise.
+
+Wall-clock and CPU-time measurements on a shared 2-core VM swing by tens of µs between runs;
+instruction counts do not. This runs ``inprocess.py``'s driver (the app's handler called in
+one process, a variant per process) under ``valgrind --tool=callgrind`` twice, for ``N1`` and
+``N2`` requests, and reports ``(Ir(N2) - Ir(N1)) / (N2 - N1)``: the per-request count, with
+startup cancelled out. Instructions are not time (cache misses are free here), so read them
+next to ``inprocess.py``'s timings, not instead of them.
+
+    apt-get install -y valgrind
+    python benchmarks/instructions.py --app fastapi --variants bare,spyglass,pure-python
+
+Each variant takes about a minute. ``--keep DIR`` keeps the callgrind files for
+``callgrind_annotate --inclusive=yes``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--app", choices=("fastapi", "flask"), default="fastapi")
+    parser.add_argument("--endpoint", default="/work")
+    parser.add_argument("--variants", default="bare,spyglass,pure-python")
+    parser.add_argument("--requests", default="100,300", help="N1,N2")
+    parser.add_argument("--work-iters", type=int, default=400,
+                        help="the /work CPU burn's iterations (fixed: counts must compare)")
+    parser.add_argument("--keep", type=Path, help="keep the callgrind files here")
+    args = parser.parse_args(argv)
+    sys.path.insert(0, str(HERE))
+    sys.path.insert(0, str(HERE / "apps"))
+    import common
+
+    import inprocess
+    from harness.procs import free_port
+    from harness.sink import NginxSink
+
+    variants = [v for v in args.variants.split(",") if v]
+    unknown = set(variants) - set(inprocess.VARIANTS)
+    if unknown:
+        parser.error(f"unknown --variants {sorted(unknown)}; choose from "
+                     f"{', '.join(inprocess.VARIANTS)}")
+    n1, n2 = (int(n) for n in args.requests.split(","))
+    # One window, no warm-up: the N-difference cancels everything that is not per request.
+    child = inprocess._CHILD.replace("run(300)\n", "").replace(
+        "for _ in range(reps):", "for _ in range(1):")
+    python = os.path.realpath(sys.executable)  # the interpreter itself, not a pyenv shim
+    with tempfile.TemporaryDirectory(prefix="spyglass-ir-") as tmp:
+        out_dir = args.keep or Path(tmp)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        sink = NginxSink(Path(tmp) / "sink")
+        sink.start()
+        try:
+            env = {k: v for k, v in os.environ.items()
+                   if not k.startswith(("OTEL_", "SPYGLASS_")) and k != "PYTHONPATH"}
+            env.update(BENCH_APPS=str(HERE / "apps"), BENCH_WORK_ITERS=str(args.work_iters),
+                       BENCH_LOG_FILE=f"{tmp}/app.log", BENCH_DB=f"{tmp}/bench.sqlite3",
+                       OTEL_EXPORTER_OTLP_ENDPOINT=sink.url, SPYGLASS_LOKI_URL=sink.url,
+                       OTEL_TRACES_SAMPLER="always_on", SPYGLASS_SERVICE_NAME="bench-ir")
+            common.ensure_db(env["BENCH_DB"])
+            print(f"{args.app} {args.endpoint}: callgrind instructions per request "
+                  f"(N = {n1} and {n2})\n\n| variant | Ir/request | vs bare |\n|---|---|---|")
+            base = None
+            for variant in variants:
+                counts = []
+                for n in (n1, n2):
+                    run = subprocess.run(
+                        ["valgrind", "--tool=callgrind",
+                         f"--callgrind-out-file={out_dir}/callgrind.{args.app}.{variant}.{n}",
+                         python, "-c", child, variant, args.app, args.endpoint, str(n), "1"],
+                        env=dict(env, SPYGLASS_METRICS_PORT=str(free_port())),
+                        capture_output=True, text=True, timeout=1800)
+                    found = re.search(r"Collected : (\d+)", run.stderr)
+                    if run.returncode != 0 or not found:
+                        raise SystemExit(f"instructions: {variant} failed:\n{run.stderr[-2000:]}")
+                    counts.append(int(found.group(1)))
+                per = (counts[1] - counts[0]) / (n2 - n1)
+                base = per if variant == "bare" else base
+                delta = f"+{per - base:,.0f}" if base is not None and variant != "bare" else "-"
+                print(f"| {variant} | {per:,.0f} | {delta} |", flush=True)
+        finally:
+            sink.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
