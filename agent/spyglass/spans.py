@@ -108,7 +108,7 @@ class LightSpan(trace.Span):
         return self.end_time is None
 
     def set_attribute(self, key: Any, value: Any) -> None:
-        if self.end_time is not None or value is None or key.__class__ is not str:
+        if self.end_time is not None or value is None or not isinstance(key, str):
             return  # as the SDK, which drops (and warns of) an attribute with a non-str key
         attrs = self.attributes
         max_count, max_length = self._limits

@@ -129,6 +129,10 @@ def test_fast_sampling_paths_decide_as_the_sdk_samplers() -> None:
     assert make_sampler("parentbased_always_off", 1.0).fast_path is None
 
 
+class _Key(str):
+    """An attribute key of a str subclass, as a StrEnum member would be."""
+
+
 def test_arguments_of_unexpected_types_are_taken_as_the_sdk_takes_them() -> None:
     """The compiled span (setup.py) must not raise TypeError where the SDK's span accepts a
     value: float timestamps, truthy non-bool flags, a non-str attribute key (dropped)."""
@@ -137,12 +141,13 @@ def test_arguments_of_unexpected_types_are_taken_as_the_sdk_takes_them() -> None
                              record_exception=1, set_status_on_exception=0)
     span.set_attribute(42, "dropped")
     span.set_attribute("kept", "v")
+    span.set_attribute(_Key("enum.key"), 2)  # a str subclass is a str key
     span.update_name("renamed")
     span.add_event("e", None, timestamp=1.6e18)
     span.set_status(StatusCode.ERROR, None)
     span.end(end_time=1.7e18)
     assert ended == [span]
-    assert span.attributes == {"a": 1, "kept": "v"} and span.name == "renamed"
+    assert span.attributes == {"a": 1, "kept": "v", "enum.key": 2} and span.name == "renamed"
     assert (span.start_time, span.events[0].timestamp, span.end_time) == (
         1_500_000_000_000_000_000, 1_600_000_000_000_000_000, 1_700_000_000_000_000_000)
     with tracer.start_as_current_span("cm", end_on_exit=1) as inner:

@@ -27,6 +27,7 @@ from spyglass.integrations._sqlite3_span import namespace as _namespace
 NAME = "sqlite3"
 MODULES = ("sqlite3",)
 
+
 def setup_once(config: Config) -> None:
     import sqlite3
     import sqlite3.dbapi2
