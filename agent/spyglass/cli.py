@@ -1,10 +1,12 @@
 """The ``spyglass`` command.
 
-``spyglass run [OPTIONS] -- CMD [ARGS...]`` checks the configuration, then *replaces itself*
-with CMD (``exec``), with the agent's bootstrap directory first on ``PYTHONPATH``. Because it
-execs, the app keeps spyglass's pid, argv, stdin, stdout, exit code and signals exactly as if
-it had been started directly; every Python process it starts (forked workers, spawned
-workers, the autoreloader's child) loads the agent through ``sitecustomize``.
+``spyglass run [OPTIONS] -- CMD [ARGS...]`` checks the configuration, then *becomes* CMD, with
+the agent's bootstrap directory first on ``PYTHONPATH``: a Python program of this same
+environment runs in this very interpreter (:mod:`spyglass.launch` says how, and why), anything
+else replaces it by ``exec``. Either way the app keeps spyglass's pid, argv, stdin, stdout,
+exit code and signals exactly as if it had been started directly; every Python process it
+starts (forked workers, spawned workers, the autoreloader's child) loads the agent through
+``sitecustomize``.
 
 Exit status: 2 for a usage or configuration error (before the app starts), 127 when CMD is
 not found, 126 when it cannot be executed, otherwise whatever the app returns.
@@ -17,7 +19,8 @@ import os
 import re
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from spyglass import __version__
@@ -25,6 +28,7 @@ from spyglass.config import (
     ENV_METRICS_DIR,
     ENV_METRICS_OWNER,
     SETTINGS,
+    Config,
     ConfigError,
     check_propagators,
     load_config,
@@ -79,6 +83,10 @@ def _add_run(subparsers: Any) -> None:
         else:
             run.add_argument(s.cli_flag, dest=s.name, metavar=s.metavar, default=None,
                              help=help_text)
+    run.add_argument("--exec", dest="always_exec", action="store_true",
+                     help="always exec CMD in a new process image, even a Python program of "
+                          "this environment (which otherwise runs in this interpreter: one "
+                          "Python start instead of two)")
     run.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD [ARGS...]",
                      help="the program to run and its arguments")
     run.set_defaults(func=_run)
@@ -104,8 +112,10 @@ def _parsed_overrides(args: argparse.Namespace) -> dict[str, Any]:
 _APP_SPEC = re.compile(r"^[A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)*(?::[\w.()]+)?$")
 
 
-def _default_service_name(command: Sequence[str]) -> str | None:
+def _default_service_name(command: Sequence[str], cwd: str | None = None,
+                          environ: Mapping[str, str] | None = None) -> str | None:
     """What a user would call the app: ``gunicorn shop.wsgi`` -> shop, ``celery -A p`` -> p."""
+    env = os.environ if environ is None else environ
     prog = os.path.basename(command[0])
     args = list(command[1:])
     if prog.startswith("python") and args:
@@ -114,7 +124,7 @@ def _default_service_name(command: Sequence[str]) -> str | None:
         else:
             script = os.path.basename(args[0])
             if script == "manage.py":
-                return os.path.basename(os.getcwd()) or "django"
+                return os.path.basename(cwd or os.getcwd()) or "django"
             return script[:-3] if script.endswith(".py") else script
     if prog in ("gunicorn", "uvicorn", "hypercorn", "daphne", "granian"):
         for arg in reversed(args):
@@ -127,11 +137,63 @@ def _default_service_name(command: Sequence[str]) -> str | None:
             if arg.startswith("--app="):
                 return arg.split("=", 1)[1].split(".", 1)[0]
     if prog == "flask":
-        return os.environ.get("FLASK_APP", "flask").split(":", 1)[0].split(".", 1)[0]
+        return env.get("FLASK_APP", "flask").split(":", 1)[0].split(".", 1)[0]
     return prog or None
 
 
-def _run(args: argparse.Namespace) -> int:
+def _service_name(command: Sequence[str], overrides: Mapping[str, Any], config: Config,
+                  environ: Mapping[str, str], cwd: str | None) -> str | None:
+    """The name ``spyglass run`` gives an app whose environment has no OTEL_SERVICE_NAME.
+
+    A name set anywhere (option, pyproject, OTEL_RESOURCE_ATTRIBUTES) wins over the guess
+    from the command line; the guess used to override [tool.spyglass] service_name.
+    """
+    if service_name_configured(overrides, config, Path(cwd) if cwd else None, environ):
+        return config.service_name
+    return _default_service_name(command, cwd, environ)
+
+
+def launched_service_name(argv: Sequence[str], environ: Mapping[str, str],
+                          cwd: str) -> str | None:
+    """The service name of a process started as ``... spyglass run ARGS``, from its command
+    line, initial environment and working directory, as ``spyglass run`` chose it; None when
+    ``argv`` is not such a command line.
+
+    ``spyglass profile --service`` needs it for an app that ``spyglass run`` runs in its own
+    interpreter: the name is then in that process's environment but not in the initial one
+    that ``/proc/PID/environ`` shows.
+    """
+    for i, word in enumerate(argv[:-1]):
+        if argv[i + 1] == "run" and (os.path.basename(word) == PROG
+                                     or (word == PROG and i > 0 and argv[i - 1] == "-m")):
+            rest = list(argv[i + 2:])
+            break
+    else:
+        return None
+    if environ.get("OTEL_SERVICE_NAME"):
+        return environ["OTEL_SERVICE_NAME"]
+    import contextlib
+    import io
+
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):  # argparse reports bad words there
+            args, extras = build_parser(run_only=True).parse_known_args(["run", *rest])
+        overrides = _parsed_overrides(args)
+        config = load_config(overrides, environ=environ, cwd=Path(cwd))
+    except (ConfigError, SystemExit):
+        return None
+    command = list(args.command)
+    if extras:  # that `spyglass run` refused to start
+        return None
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        return None
+    return _service_name(command, overrides, config, environ, cwd)
+
+
+def _run(args: argparse.Namespace) -> int | Callable[[], None]:
+    """Check everything, then exec CMD, or return the call that runs it in this process."""
     from spyglass.bootstrap import BOOTSTRAP_DIR
 
     command = list(args.command)
@@ -161,20 +223,21 @@ def _run(args: argparse.Namespace) -> int:
     env = dict(os.environ)
     env.update(to_environ(overrides))
     if "OTEL_SERVICE_NAME" not in env:
-        # A name set anywhere (option, pyproject, OTEL_RESOURCE_ATTRIBUTES) wins over the
-        # guess from the command line; the guess used to override [tool.spyglass] service_name.
-        if service_name_configured(overrides, config):
-            env["OTEL_SERVICE_NAME"] = config.service_name
-        else:
-            name = _default_service_name(command)
-            if name:
-                env["OTEL_SERVICE_NAME"] = name
+        name = _service_name(command, overrides, config, env, None)
+        if name:
+            env["OTEL_SERVICE_NAME"] = name
     # A nested `spyglass run` starts a new app instance with its own /metrics.
     env.pop(ENV_METRICS_OWNER, None)
     env.pop(ENV_METRICS_DIR, None)
     pythonpath = env.get("PYTHONPATH", "")
     parts = [p for p in pythonpath.split(os.pathsep) if p and p != BOOTSTRAP_DIR]
     env["PYTHONPATH"] = os.pathsep.join([BOOTSTRAP_DIR, *parts])
+    if not args.always_exec:
+        from spyglass import launch
+
+        program = launch.plan(executable, command, env)
+        if program is not None:
+            return lambda: launch.run(program, env)
     sys.stdout.flush()
     sys.stderr.flush()
     try:
@@ -224,9 +287,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
-        return int(func(args) or 0)
+        outcome = func(args)
     except KeyboardInterrupt:
         return 130
+    if callable(outcome):
+        # The app itself, outside that handler: its KeyboardInterrupt and SystemExit reach
+        # the interpreter as they would have without spyglass.
+        del parser, args
+        outcome()
+        return 0
+    return int(outcome or 0)
 
 
 if __name__ == "__main__":

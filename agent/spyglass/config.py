@@ -396,10 +396,12 @@ def check_propagators(environ: Mapping[str, str] | None = None) -> None:
 
 
 def service_name_configured(overrides: Mapping[str, Any], config: Config,
-                            cwd: Path | None = None) -> bool:
+                            cwd: Path | None = None,
+                            environ: Mapping[str, str] | None = None) -> bool:
     """True when the user named the service (option, variable, pyproject or resource attrs),
     so ``spyglass run`` must not replace it with a name guessed from the command."""
-    if overrides.get("service_name") or os.environ.get("OTEL_SERVICE_NAME"):
+    env = os.environ if environ is None else environ
+    if overrides.get("service_name") or env.get("OTEL_SERVICE_NAME"):
         return True
     if "service.name" in config.resource_attributes:
         return True

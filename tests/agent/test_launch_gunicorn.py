@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import sys
 from pathlib import Path
 
 import pytest
@@ -28,8 +29,12 @@ from tests.support.waiting import free_port, wait_until
 N = 20
 
 
-def _gunicorn(port: int, *args: str, app: str = "flask_app:app") -> list[str]:
-    return ["gunicorn", "-b", f"127.0.0.1:{port}", "--graceful-timeout", "3", *args, app]
+def _gunicorn(port: int, *args: str, app: str = "flask_app:app",
+              inprocess: bool = False) -> list[str]:
+    """gunicorn from PATH, or ``python -m gunicorn`` with this interpreter, which
+    ``spyglass run`` runs in its own process instead of exec'ing it (spyglass.launch)."""
+    program = [sys.executable, "-m", "gunicorn"] if inprocess else ["gunicorn"]
+    return [*program, "-b", f"127.0.0.1:{port}", "--graceful-timeout", "3", *args, app]
 
 
 def _workers(launched: Launched) -> list[int]:
@@ -47,27 +52,28 @@ def _workers(launched: Launched) -> list[int]:
 
 
 MODES = [
-    pytest.param(["-w", "1"], "flask_app:app", 1, id="sync-w1"),
-    pytest.param(["-w", "4"], "flask_app:app", 4, id="sync-w4", marks=pytest.mark.slow),
-    pytest.param(["-w", "1", "--threads", "4"], "flask_app:app", 4, id="gthread-w1"),
-    pytest.param(["-w", "4", "--threads", "4"], "flask_app:app", 4, id="gthread-w4",
+    pytest.param(["-w", "1"], "flask_app:app", 1, False, id="sync-w1"),
+    pytest.param(["-w", "1"], "flask_app:app", 1, True, id="sync-w1-inprocess"),
+    pytest.param(["-w", "4"], "flask_app:app", 4, False, id="sync-w4", marks=pytest.mark.slow),
+    pytest.param(["-w", "1", "--threads", "4"], "flask_app:app", 4, True, id="gthread-w1"),
+    pytest.param(["-w", "4", "--threads", "4"], "flask_app:app", 4, False, id="gthread-w4",
                  marks=pytest.mark.slow),
     pytest.param(["-w", "1", "-k", "uvicorn.workers.UvicornWorker"], "fastapi_app:app", 4,
-                 id="uvicorn-w1"),
+                 True, id="uvicorn-w1"),
     pytest.param(["-w", "4", "-k", "uvicorn.workers.UvicornWorker"], "fastapi_app:app", 4,
-                 id="uvicorn-w4", marks=pytest.mark.slow),
-    pytest.param(["-w", "2", "--preload"], "flask_app:app", 2, id="sync-preload-w2"),
+                 False, id="uvicorn-w4", marks=pytest.mark.slow),
+    pytest.param(["-w", "2", "--preload"], "flask_app:app", 2, True, id="sync-preload-w2"),
 ]
 
 
-@pytest.mark.parametrize(("args", "app", "concurrency"), MODES)
+@pytest.mark.parametrize(("args", "app", "concurrency", "inprocess"), MODES)
 def test_gunicorn_modes(
     otlp_receiver: OTLPReceiver, loki_receiver: LokiReceiver, args: list[str], app: str,
-    concurrency: int,
+    concurrency: int, inprocess: bool,
 ) -> None:
     port = free_port()
-    launched = launch(_gunicorn(port, *args, app=app), otlp_receiver, loki_receiver,
-                      app_port=port)
+    launched = launch(_gunicorn(port, *args, app=app, inprocess=inprocess), otlp_receiver,
+                      loki_receiver, app_port=port)
     with launched.proc:
         workers = int(args[args.index("-w") + 1])
         wait_until(lambda: len(_workers(launched)) == workers, timeout=20,

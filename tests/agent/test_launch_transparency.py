@@ -23,6 +23,12 @@ CASES = [
                  APPS, [], id="flask-gunicorn"),
     pytest.param(lambda p: ["uvicorn", "--port", str(p), "fastapi_app:app"], APPS, [],
                  id="fastapi-uvicorn"),
+    # The console script itself and `python -m`: spyglass runs these in its own process.
+    pytest.param(lambda p: [str(Path(sys.executable).parent / "gunicorn"), "-w", "1", "-b",
+                            f"127.0.0.1:{p}", "flask_app:app"], APPS, [],
+                 id="flask-gunicorn-script"),
+    pytest.param(lambda p: [sys.executable, "-m", "uvicorn", "--port", str(p),
+                            "fastapi_app:app"], APPS, [], id="fastapi-python-m-uvicorn"),
     pytest.param(lambda p: ["gunicorn", "-w", "1", "-b", f"127.0.0.1:{p}", "djproj.wsgi"],
                  APPS / "djproj", [{"Host": "evil.example"}, {"Host": "127.0.0.1:1"}],
                  id="django-gunicorn"),

@@ -4,6 +4,8 @@ metrics per request, under the ``unmatched`` route."""
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 from tests.agent import check_telemetry, drive, launch
 from tests.support.loki import LokiReceiver
@@ -14,7 +16,10 @@ N = 20
 
 
 def _uvicorn(port: int, app: str, workers: int) -> list[str]:
-    return ["uvicorn", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+    # One worker as `python -m uvicorn`, which `spyglass run` runs in its own process
+    # (spyglass.launch); two from PATH, exec'd (a pyenv shim) or in-process (a console script).
+    program = [sys.executable, "-m", "uvicorn"] if workers == 1 else ["uvicorn"]
+    return [*program, "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
             "--no-access-log", app]
 
 

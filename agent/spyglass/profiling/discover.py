@@ -3,7 +3,9 @@
 Why /proc and not a registry file: the app may have been started by anything (``spyglass run``,
 a process manager, compose) and workers come and go; the kernel's view is the one that is
 always current. ``--service NAME`` matches ``OTEL_SERVICE_NAME=NAME`` in a process's initial
-environment (``spyglass run`` puts it there, and forked or spawned workers inherit it);
+environment (``spyglass run`` puts it there when it execs, and forked or spawned workers
+inherit it) or, for an app ``spyglass run`` runs in its own interpreter, the name that
+process's ``spyglass run`` command line gave it;
 ``--port PORT`` finds the processes holding the listening socket (a gunicorn arbiter and its
 workers all do) plus their Python descendants. Only Python processes are returned, since those
 are what py-spy can read. Reading another user's ``/proc/<pid>/environ`` needs the same
@@ -70,11 +72,39 @@ def _excluded() -> set[int]:
     return out
 
 
+def _cmdline(pid: int) -> list[str]:
+    try:
+        raw = (_PROC / str(pid) / "cmdline").read_bytes()
+    except OSError:
+        return []
+    return [a.decode("utf-8", "replace") for a in raw.split(b"\0")[:-1]]
+
+
+def _service_of(pid: int, launched: dict[tuple[str, ...], str | None]) -> str | None:
+    env = _environ(pid)
+    if env.get("OTEL_SERVICE_NAME"):
+        return env["OTEL_SERVICE_NAME"]
+    # An app that `spyglass run` runs in its own interpreter got its name after exec: read
+    # it from that command line instead (its forked workers share the command line).
+    argv = tuple(_cmdline(pid))
+    if argv not in launched:
+        try:
+            from spyglass.cli import launched_service_name
+
+            cwd = os.readlink(_PROC / str(pid) / "cwd")
+            launched[argv] = launched_service_name(argv, env, cwd)
+        except Exception:  # noqa: BLE001 - a process that went away, or unreadable
+            launched[argv] = None
+    return launched[argv]
+
+
 def pids_for_service(name: str) -> list[int]:
-    """Python processes whose environment has ``OTEL_SERVICE_NAME=name``."""
+    """Python processes of the service ``name``: ``OTEL_SERVICE_NAME=name`` in their
+    environment, or started by a ``spyglass run`` command line that names them so."""
     skip = _excluded()
+    launched: dict[tuple[str, ...], str | None] = {}
     return [pid for pid in _pids() if pid not in skip and is_python(pid)
-            and _environ(pid).get("OTEL_SERVICE_NAME") == name]
+            and _service_of(pid, launched) == name]
 
 
 def _listening_inodes(port: int) -> set[str]:
