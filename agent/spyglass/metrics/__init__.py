@@ -191,11 +191,16 @@ def setup(config: Config) -> Instruments | None:
 
 
 def _process_start_time() -> float:
+    """When this process started, from /proc as prometheus_client's process collector reads
+    it (importing psutil for this cost milliseconds of every app's startup)."""
     try:
-        import psutil
-
-        return float(psutil.Process().create_time())
-    except Exception:  # noqa: BLE001
+        with open("/proc/self/stat", "rb") as fh:
+            stat = fh.read()
+        ticks = int(stat[stat.rindex(b")") + 2:].split()[19])
+        with open("/proc/stat", "rb") as fh:
+            btime = next(int(line.split()[1]) for line in fh if line.startswith(b"btime "))
+        return btime + ticks / os.sysconf("SC_CLK_TCK")
+    except Exception:  # noqa: BLE001 - not Linux
         return time.time()
 
 
@@ -210,7 +215,7 @@ def _serve(config: Config, directory: str, exemplars: ExemplarStore) -> None:
     import gzip
     import socket
     import threading
-    from socketserver import ThreadingMixIn
+    from socketserver import TCPServer, ThreadingMixIn
     from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
     collector = DirectoryCollector(directory, exemplars, extra=[_target_info(config)])
@@ -238,6 +243,15 @@ def _serve(config: Config, directory: str, exemplars: ExemplarStore) -> None:
         daemon_threads = True
         allow_reuse_address = True
         address_family = socket.AF_INET6 if ":" in config.metrics_host else socket.AF_INET
+
+        def server_bind(self) -> None:
+            # HTTPServer.server_bind looks the host's FQDN up in DNS (socket.getfqdn), for
+            # SERVER_NAME only: a reverse lookup that takes seconds where DNS is slow or
+            # gone, all of it before the app starts.
+            TCPServer.server_bind(self)
+            host, port = self.server_address[:2]
+            self.server_name, self.server_port = str(host), int(port)
+            self.setup_environ()
 
     class Quiet(WSGIRequestHandler):
         def log_message(self, format: str, *args: object) -> None:
