@@ -80,7 +80,14 @@ def _install_sigterm_flush() -> None:
         return
 
     def on_sigterm(signum: int, frame: object) -> None:
-        flush(2.0)
+        # The signal can land while this very thread holds one of the agent's locks (say in
+        # a metric write); flushing right here would then wait for that lock forever, and
+        # the process would never exit. A helper thread flushes; the handler waits for it at
+        # most the flush's own deadline, then lets the default action end the process.
+        helper = threading.Thread(target=flush, args=(2.0,), name="spyglass-sigterm-flush",
+                                  daemon=True)
+        helper.start()
+        helper.join(2.5)
         signal.signal(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)
 

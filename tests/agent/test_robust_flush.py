@@ -12,12 +12,15 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from tests.agent.robust_apps.harness import App
 from tests.support.loki import LokiReceiver
 from tests.support.otlp import OTLPReceiver
-from tests.support.procs import http_get
+from tests.support.procs import AppProcess, http_get, spyglass_argv
+from tests.support.waiting import free_port, wait_until
 
 N = 5
 
@@ -67,3 +70,35 @@ def test_flush_on_stop(kind: str, sig: signal.Signals) -> None:
             assert all(e.metadata.get("trace_id") in trace_ids for e in lines), lines
             err = app.proc.stderr()
             assert "spyglass:" not in err, err
+
+
+_HOLDS_AGENT_LOCK = '''\
+import gc, sys, time
+from spyglass import metrics
+
+store = metrics.get().store
+gc.collect()  # queues a gc observation: the SIGTERM flush writes it under store.lock
+with store.lock:  # where a SIGTERM lands during any metric write
+    print("holding", flush=True)
+    time.sleep(60)
+'''
+
+
+def test_sigterm_while_the_agent_holds_a_lock_still_exits(tmp_path: Path) -> None:
+    """The flush-on-SIGTERM handler runs on the thread the signal interrupted; if that thread
+    was inside one of the agent's locks (a metric write, say), flushing there waited on it
+    forever (a multiprocessing pool worker stopped while starting hung its pool's join). The
+    process must exit by the signal, as it would without the agent."""
+    script = tmp_path / "holder.py"
+    script.write_text(_HOLDS_AGENT_LOCK)
+    argv = spyglass_argv(sys.executable, str(script), metrics_port=free_port(),
+                         traces="false", logs="false")
+    with AppProcess(argv, env={"PYTHONUNBUFFERED": "1"}, cwd=tmp_path) as app:
+        wait_until(lambda: "holding" in app.stdout(), timeout=20)
+        assert app.proc is not None
+        os.kill(app.proc.pid, signal.SIGTERM)
+        try:
+            code = app.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("SIGTERM did not end the process: " + app.describe()) from None
+        assert code == -signal.SIGTERM, app.describe()
