@@ -12,6 +12,9 @@ in a fresh process:
 - ``spyglass``: everything on (traces always_on to OTLP, logs to Loki, metrics);
 - ``pure-python``: the same, with the modules ``setup.py`` compiles imported from their
   ``.py`` source (what a ``SPYGLASS_COMPILE=0`` build runs);
+- ``interpreted-async``: the same, with only the ASGI layers (``spyglass.server``, whose
+  ``asgi_call`` is a coroutine, and the Starlette/FastAPI layer) imported from source: does
+  a mypyc-compiled coroutine cost more than an interpreted one where it awaits the app's?
 - ``no-server-span``: neither the server hook's nor the framework's layer wraps the request
   (FastAPI's native telemetry stays off, as Spyglass turns it off);
 - ``no-db-span``: ``sqlite3.connect`` unpatched;
@@ -39,21 +42,24 @@ import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-VARIANTS = ("bare", "spyglass", "pure-python", "no-server-span", "no-db-span", "no-log-capture",
-            "no-export")
+VARIANTS = ("bare", "spyglass", "pure-python", "interpreted-async", "no-server-span",
+            "no-db-span", "no-log-capture", "no-export")
 
 _CHILD = r'''
 import io, json, os, resource, sys, time
 variant, app_name, endpoint = sys.argv[1:4]
 n, reps = int(sys.argv[4]), int(sys.argv[5])
 sys.path.insert(0, os.environ["BENCH_APPS"])
-if variant == "pure-python":
-    # The modules setup.py compiles, imported from their .py source instead.
+if variant in ("pure-python", "interpreted-async"):
+    # The modules setup.py compiles (or only the ASGI layers), imported from their .py
+    # source instead.
     import importlib.abc, importlib.machinery, importlib.util
+    ONLY = (("spyglass.server", "spyglass.integrations.starlette")
+            if variant == "interpreted-async" else None)
 
     class SourceFirst(importlib.abc.MetaPathFinder):
         def find_spec(self, name, path=None, target=None):
-            if not name.startswith("spyglass."):
+            if not name.startswith("spyglass.") or (ONLY and name not in ONLY):
                 return None
             spec = importlib.machinery.PathFinder.find_spec(name, path)
             if spec is None or not (spec.origin or "").endswith(".so"):

@@ -34,6 +34,28 @@ from opentelemetry.util import types
 
 __all__ = ["LightEvent", "LightSpan", "LightTracer", "LightTracerProvider"]
 
+def _tuple_layout() -> bool:
+    """True when ``SpanContext`` is the tuple ``(trace_id, span_id, is_remote, trace_flags,
+    trace_state, is_valid)``, as in every OTel API release so far.
+
+    Its fields are Python properties, and a property read costs about 2,000 instructions
+    from compiled code: the per-span paths (encoding, the sampled check, exemplars, log
+    lines) index the tuple instead, where this check at import says they may, and read the
+    properties otherwise.
+    """
+    try:
+        probe = SpanContext(0x1234, 0x5678, True, TraceFlags(1))
+        return (isinstance(probe, tuple) and len(probe) == 6 and probe[0] == probe.trace_id
+                and probe[1] == probe.span_id and probe[2] is probe.is_remote
+                and probe[3] is probe.trace_flags and probe[4] is probe.trace_state
+                and probe[5] is probe.is_valid)
+    except Exception:  # noqa: BLE001
+        return False
+
+
+#: ``SpanContext`` fields may be read by index (see :func:`_tuple_layout`).
+CONTEXT_IS_TUPLE = _tuple_layout()
+
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID)
 _NOT_SAMPLED = TraceFlags(TraceFlags.RANDOM_TRACE_ID)
 _UNSET = Status(StatusCode.UNSET)

@@ -13,6 +13,10 @@
   (like a Prometheus scrape), so the scrape's cost lands in the measured process tree.
 - ``spyglass-noprof`` (opt-in with ``--contenders``): the same with the slow-request and
   stuck-worker watchdog switched off, to show what idle profiling costs (issue 6).
+- ``spyglass-exec`` (opt-in; ``startup.py`` uses it): ``spyglass run --exec``, which execs the
+  server in a new interpreter instead of running it in its own (``spyglass.launch``).
+- ``spyglass-off`` (opt-in; ``startup.py`` uses it): ``spyglass run`` with
+  ``OTEL_SDK_DISABLED=true``, so only the wrapper's own cost remains.
 
 Framework and server versions are the same in all three environments (setup_venvs.sh pins
 them to the project env's), so only the agent differs.
@@ -100,7 +104,7 @@ def launch(contender: str, app: str, port: int, sink_url: str, statsd_port: int,
         })
         return Launch([str(DD_BIN / "ddtrace-run"),
                        *server_argv(app, DD_BIN, port, module, workers, extra)], env)
-    if contender in ("spyglass", "spyglass-noprof"):
+    if contender in ("spyglass", "spyglass-noprof", "spyglass-exec", "spyglass-off"):
         env = base_env({
             **app_env,
             "OTEL_EXPORTER_OTLP_ENDPOINT": sink_url,
@@ -109,7 +113,10 @@ def launch(contender: str, app: str, port: int, sink_url: str, statsd_port: int,
         })
         if contender == "spyglass-noprof":
             env.update(SPYGLASS_SLOW_REQUEST_SECONDS="0", SPYGLASS_STUCK_WORKER_SECONDS="0")
-        argv = [sys.executable, "-m", "spyglass", "run", "--service-name", f"bench-{app}",
+        if contender == "spyglass-off":
+            env["OTEL_SDK_DISABLED"] = "true"
+        how = ["--exec"] if contender == "spyglass-exec" else []
+        argv = [sys.executable, "-m", "spyglass", "run", *how, "--service-name", f"bench-{app}",
                 "--environment", "bench", "--metrics-port", str(metrics_port), "--",
                 *server_argv(app, PROJECT_BIN, port, module, workers, extra)]
         return Launch(argv, env, metrics_port=metrics_port)

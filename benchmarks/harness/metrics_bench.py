@@ -7,7 +7,8 @@ within a couple of minutes on two cores; Spyglass's per-worker setup still runs 
 worker). "Before" is measured once every one of the 500 routes has been served (which already
 costs about 50 restarts, since each worker lives 10 requests); "after" once at least
 ``restarts`` more workers have booted, or the churn budget (300 s) ran out: the result says
-how many restarts really happened. Each measurement is 20 idle scrapes with the Accept
+how many restarts really happened; "after_settled" once the owner's background fold has
+taken in the files the last exited workers left. Each measurement is 20 idle scrapes with the Accept
 header Prometheus 2.x sends (OpenMetrics preferred), and also 5 in the plain text format.
 """
 
@@ -80,6 +81,18 @@ def _measure(port: int, metrics_dir: str | None) -> dict[str, Any]:
         "routes_in_scrape": len(set(re.findall(r'http_route="(/r\d+/\{item\})"', body))),
         "metrics_dir_files_before_scrapes": files,
     }
+
+
+def _unfolded(metrics_dir: str | None) -> int:
+    """Files of exited workers not yet folded into the archives."""
+    if not metrics_dir or not os.path.isdir(metrics_dir):
+        return 0
+    count = 0
+    for name in os.listdir(metrics_dir):
+        found = re.fullmatch(r"[a-z_]+?_(\d+)\.db", name)
+        if found and not os.path.exists(f"/proc/{found.group(1)}"):
+            count += 1
+    return count
 
 
 def _boots(log: Path) -> int:
@@ -187,9 +200,18 @@ def run(sink: NginxSink, app_env: dict[str, str], out: Path, restarts: int = 100
         result["churn_seconds"] = time.monotonic() - t0
         result["churn_budget_s"] = budget_s
         time.sleep(1.0)
+        mdir = _metrics_dir(server.proc.pid) or mdir
         result["after"] = {"restarts_so_far": _boots(log) - 4,
                            "restarts_during_churn": _boots(log) - start_boots,
-                           **_measure(metrics_port, _metrics_dir(server.proc.pid) or mdir)}
+                           **_measure(metrics_port, mdir)}
+        # Once the owner's background fold (at most every 2 s) has taken in the files the
+        # last workers left: the steady state the churn leaves behind.
+        t_settle = time.monotonic()
+        while _unfolded(mdir) and time.monotonic() - t_settle < 20:
+            time.sleep(0.2)
+        result["after_settled"] = {"settle_s": time.monotonic() - t_settle,
+                                   "unfolded_files_left": _unfolded(mdir),
+                                   **_measure(metrics_port, mdir)}
     finally:
         server.stop()
     return result

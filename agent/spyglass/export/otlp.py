@@ -29,7 +29,9 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.trace import SpanContext, SpanKind, StatusCode
+
+from spyglass.spans import CONTEXT_IS_TUPLE
 
 __all__ = ["CONTENT_TYPE", "encode_request", "encode_span", "encode_spans"]
 
@@ -194,14 +196,23 @@ def as_record(span: Any) -> Record:
     status = span.status
     events = span.events
     links = span.links
-    return (scope_index(span.resource, span.instrumentation_scope), span.name, ctx.trace_id,
-            ctx.span_id, parent.span_id if parent is not None else 0,
-            parent is not None and parent.is_remote, _KIND_VALUE[span.kind], span.start_time or 0,
+    if CONTEXT_IS_TUPLE and ctx.__class__ is SpanContext:
+        trace_id, span_id, trace_state = ctx[0], ctx[1], ctx[4]
+    else:
+        trace_id, span_id, trace_state = ctx.trace_id, ctx.span_id, ctx.trace_state
+    if parent is None:
+        parent_id, parent_remote = 0, False
+    elif CONTEXT_IS_TUPLE and parent.__class__ is SpanContext:
+        parent_id, parent_remote = parent[1], parent[2]
+    else:
+        parent_id, parent_remote = parent.span_id, parent.is_remote
+    return (scope_index(span.resource, span.instrumentation_scope), span.name, trace_id,
+            span_id, parent_id, parent_remote, _KIND_VALUE[span.kind], span.start_time or 0,
             span.end_time or 0, span.attributes,
             tuple((e.name, e.attributes, e.timestamp or 0) for e in events) if events else (),
             _CODE_VALUE[status.status_code] if status is not None else 0,
             (status.description or "") if status is not None else "",
-            _trace_state(ctx.trace_state) if ctx.trace_state else "", span.dropped_attributes,
+            _trace_state(trace_state) if trace_state else "", span.dropped_attributes,
             span.dropped_events,
             tuple((link.context.trace_id, link.context.span_id, link.context.is_remote,
                    _trace_state(link.context.trace_state), link.attributes)

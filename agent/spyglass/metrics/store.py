@@ -70,15 +70,37 @@ class ProcessStore:
             family.reset()
 
     def file(self, prefix: str) -> Any:
-        """The open file for ``prefix`` (caller holds ``lock``)."""
+        """The open file for ``prefix`` (caller holds ``lock``).
+
+        When it cannot be created (the directory is gone: a spawned process outlived the
+        app instance's owner, which removes it at exit), values go nowhere instead of
+        raising into the app.
+        """
         f = self._files.get(prefix)
         if f is None:
             path = os.path.join(self.directory, f"{prefix}_{self._pid}.db")
-            f = self._files[prefix] = MmapedDict(path)
+            try:
+                f = MmapedDict(path)
+            except OSError:
+                f = _NOWHERE
+            self._files[prefix] = f
         return f
 
     def register(self, family: Family) -> None:
         self._families.append(family)
+
+
+class _Nowhere:
+    """Stands in for a metrics file that could not be created."""
+
+    def read_value(self, key: str) -> tuple[float, float]:
+        return 0.0, 0.0
+
+    def write_value(self, key: str, value: float, timestamp: float) -> None:
+        pass
+
+
+_NOWHERE = _Nowhere()
 
 
 class _Child:

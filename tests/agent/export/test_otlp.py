@@ -163,3 +163,18 @@ def test_scopes_added_from_many_threads_at_once_keep_distinct_indexes() -> None:
     assert len(set(got.values())) == len(scopes)
     for scope in scopes:
         assert _SCOPE_TABLE[got[id(scope)]] == (resource, scope)
+
+
+def test_span_context_fields_read_by_index_match_its_properties(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The encoder reads a SpanContext's ids by tuple index where the API's layout allows
+    (spyglass.spans.CONTEXT_IS_TUPLE); with the pinned API it does, and the property path
+    it falls back to otherwise encodes the very same bytes."""
+    from spyglass import spans as spans_module
+    from spyglass.export import otlp
+
+    assert spans_module.CONTEXT_IS_TUPLE, "the OTel API's SpanContext layout changed"
+    spans = _spans()
+    fast = encode_spans(spans)
+    monkeypatch.setattr(otlp, "CONTEXT_IS_TUPLE", False)
+    assert encode_spans(spans) == fast

@@ -358,3 +358,17 @@ def test_the_background_round_parses_new_files_before_any_scrape(tmp_path):
     finally:
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
+
+
+def test_a_vanished_directory_drops_values_instead_of_raising(tmp_path):
+    """A process spawned by a worker can outlive the owner, which removes the directory at
+    exit: its metric writes (a gc observation at its exit, say) must not raise into it."""
+    store = ProcessStore(str(tmp_path / "gone"))
+    counter = Counter(store, "late_total", "counted after the owner left", ["kind"])
+    histogram = Histogram(store, "late_seconds", "observed after the owner left", [],
+                          buckets=(0.1, 1.0))
+    gauge = Gauge(store, "late_gauge", "set after the owner left", [])
+    counter.labels("a").inc()
+    histogram.labels().observe(0.5)
+    gauge.labels().set(3.0)
+    assert not (tmp_path / "gone").exists()
