@@ -28,8 +28,16 @@ from typing import Any
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace import (
+    Link,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+)
 from opentelemetry.trace.propagation import _SPAN_KEY
+from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 from opentelemetry.util import types
 
 __all__ = ["LightEvent", "LightSpan", "LightTracer", "LightTracerProvider"]
@@ -55,6 +63,10 @@ def _tuple_layout() -> bool:
 
 #: ``SpanContext`` fields may be read by index (see :func:`_tuple_layout`).
 CONTEXT_IS_TUPLE = _tuple_layout()
+_new_tuple = tuple.__new__
+_DEFAULT_TRACE_STATE = DEFAULT_TRACE_STATE  # what SpanContext() puts for "no trace state"
+_MAX_TRACE_ID = (1 << 128) - 1
+_MAX_SPAN_ID = (1 << 64) - 1
 
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID)
 _NOT_SAMPLED = TraceFlags(TraceFlags.RANDOM_TRACE_ID)
@@ -230,18 +242,29 @@ class LightTracer(trace.Tracer):
                    links: Sequence[Link] | None = (), start_time: Any = None,
                    record_exception: Any = True,
                    set_status_on_exception: Any = True) -> LightSpan:
-        parent: SpanContext | None = trace.get_current_span(context).get_span_context()
-        if parent is None or not parent.is_valid:
+        parent: Any = trace.get_current_span(context).get_span_context()
+        parent_flags = 0
+        parent_state: Any = None
+        if parent is None:
+            valid = False
+        elif CONTEXT_IS_TUPLE and parent.__class__ is SpanContext:
+            valid = parent[5]
+            if valid:
+                trace_id, parent_flags, parent_state = parent[0], parent[3], parent[4]
+        else:
+            valid = parent.is_valid
+            if valid:
+                trace_id, parent_flags = parent.trace_id, int(parent.trace_flags)
+                parent_state = parent.trace_state
+        if not valid:
             parent = None
             trace_id = self._ids.generate_trace_id()
-        else:
-            trace_id = parent.trace_id
         links = links or ()
         fast = self._fast_path
         if fast is not None:
             # always_on / parentbased_always_on: the decision the SDK samplers would return.
-            sampled = fast == "always" or parent is None or parent.trace_flags.sampled
-            trace_state = parent.trace_state if parent is not None else None
+            sampled = fast == "always" or parent is None or bool(parent_flags & 1)
+            trace_state = parent_state
             result_attributes = attributes
         else:
             result = self._sampler.should_sample(context, trace_id, name, kind, attributes,
@@ -258,9 +281,17 @@ class LightTracer(trace.Tracer):
                 if value is not None:
                     attrs[key] = tuple(value) if value.__class__ is list else value
         flags = _SAMPLED if sampled else _NOT_SAMPLED
-        if parent is not None and not parent.trace_flags.random_trace_id:
+        if parent is not None and not parent_flags & 2:  # the parent's trace id is not random
             flags = TraceFlags(flags & ~TraceFlags.RANDOM_TRACE_ID)
-        ctx = SpanContext(trace_id, self._ids.generate_span_id(), False, flags, trace_state)
+        span_id = self._ids.generate_span_id()
+        if CONTEXT_IS_TUPLE:
+            # What SpanContext.__new__ builds, without its interpreted checks.
+            ctx = _new_tuple(SpanContext, (
+                trace_id, span_id, False, flags,
+                _DEFAULT_TRACE_STATE if trace_state is None else trace_state,
+                0 < trace_id <= _MAX_TRACE_ID and 0 < span_id <= _MAX_SPAN_ID))
+        else:
+            ctx = SpanContext(trace_id, span_id, False, flags, trace_state)
         return LightSpan(name, ctx, parent, kind, attrs, self._resource, self._scope,
                          self._on_end, self._limits, tuple(links), start_time,
                          record_exception, set_status_on_exception)

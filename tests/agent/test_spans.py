@@ -153,3 +153,35 @@ def test_arguments_of_unexpected_types_are_taken_as_the_sdk_takes_them() -> None
     with tracer.start_as_current_span("cm", end_on_exit=1) as inner:
         pass
     assert ended[-1] is inner
+
+
+def test_span_contexts_are_the_ones_the_api_constructor_builds(monkeypatch) -> None:
+    """start_span builds its SpanContext tuple directly (spyglass.spans.CONTEXT_IS_TUPLE);
+    each must equal, field for field, what SpanContext(...) gives, and so must the ones the
+    fallback through the constructor gives."""
+    from opentelemetry.trace import TraceState
+    from opentelemetry.trace.span import DEFAULT_TRACE_STATE
+
+    from spyglass import spans
+
+    state = TraceState([("vendor", "v1")])
+    parents = [None,
+               SpanContext(0xA1, 0xB1, is_remote=True, trace_flags=TraceFlags(3),
+                           trace_state=state),
+               SpanContext(0xA2, 0xB2, is_remote=True, trace_flags=TraceFlags(0)),
+               SpanContext(0, 0, is_remote=True)]  # invalid: a new root
+    for fast in (True, False):
+        monkeypatch.setattr(spans, "CONTEXT_IS_TUPLE", fast)
+        tracer, _, _ = _tracer()
+        for parent in parents:
+            context = set_span_in_context(NonRecordingSpan(parent)) if parent else None
+            ctx = tracer.start_span("x", context, SpanKind.CLIENT, {}).context
+            expected = SpanContext(ctx.trace_id, ctx.span_id, False, ctx.trace_flags,
+                                   ctx.trace_state)
+            assert type(ctx) is SpanContext
+            assert tuple(ctx) == tuple(expected) and ctx.is_valid, (fast, parent)
+            if parent is not None and parent.is_valid:
+                assert ctx.trace_id == parent.trace_id
+                assert ctx.trace_state is parent.trace_state
+            else:
+                assert ctx.trace_state is DEFAULT_TRACE_STATE
