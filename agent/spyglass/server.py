@@ -26,7 +26,8 @@ from spyglass import forksafe
 from spyglass import metrics as _metrics
 from spyglass._log import get_logger
 from spyglass.scrub import scrub_query
-from spyglass.spans import CONTEXT_IS_TUPLE, LightTracer
+from spyglass.spans import CONTEXT_IS_TUPLE, LightTracer, attach_span
+from spyglass.spans import detach as detach_context
 
 __all__ = ["UNMATCHED", "RequestState", "current", "set_route", "template"]
 
@@ -211,7 +212,7 @@ def begin(method: Any, path: Any, query: Any, scheme: Any, host: Any, user_agent
                 attributes["client.address"] = _clip(client)
             span = _tracer.start_span(method, parent, SpanKind.SERVER, attributes)
             state.span = span
-            state.token = otel_context.attach(trace.set_span_in_context(span, parent))
+            state.token = attach_span(span, parent)
         if _request_watch is not None:
             _request_watch.start(state)
         inst = _metrics.get()
@@ -229,7 +230,7 @@ def detach(state: RequestState) -> None:
     if token is not None:
         state.token = None
         try:
-            otel_context.detach(token)  # type: ignore[arg-type]
+            detach_context(token)
         except Exception:  # noqa: BLE001
             pass
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
+from contextvars import ContextVar
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -67,6 +68,71 @@ _new_tuple = tuple.__new__
 _DEFAULT_TRACE_STATE = DEFAULT_TRACE_STATE  # what SpanContext() puts for "no trace state"
 _MAX_TRACE_ID = (1 << 128) - 1
 _MAX_SPAN_ID = (1 << 64) - 1
+
+def _context_var() -> Any:
+    """The ContextVar that holds the OTel API's current ``Context``, when the runtime context
+    is the API's own contextvars one (the default; ``OTEL_PYTHON_CONTEXT`` can name another).
+
+    The API reaches it through three or four Python calls (``get_current_span`` ->
+    ``get_value`` -> ``get_current`` -> the runtime's ``get_current``), about 5,000
+    instructions, and a request touches it half a dozen times; the helpers below read and
+    set it directly, with the same results, and go through the API when this is None.
+    """
+    try:
+        from opentelemetry.context import _RUNTIME_CONTEXT
+        from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
+
+        var = getattr(_RUNTIME_CONTEXT, "_current_context", None)
+        if type(_RUNTIME_CONTEXT) is ContextVarsRuntimeContext and isinstance(var, ContextVar):
+            return var
+    except Exception:  # noqa: BLE001
+        pass
+    return None
+
+
+_CURRENT: Any = _context_var()
+
+
+def current_context() -> Any:
+    """``opentelemetry.context.get_current()``."""
+    var = _CURRENT
+    return otel_context.get_current() if var is None else var.get()
+
+
+def current_span(context: Any = None) -> Any:
+    """``opentelemetry.trace.get_current_span(context)``."""
+    if context is None:
+        var = _CURRENT
+        if var is None:
+            return trace.get_current_span()
+        context = var.get()
+    span = context.get(_SPAN_KEY)
+    if span is None or not isinstance(span, trace.Span):
+        return trace.INVALID_SPAN
+    return span
+
+
+def attach_span(span: Any, context: Any = None) -> Any:
+    """``opentelemetry.context.attach(trace.set_span_in_context(span, context))``."""
+    var = _CURRENT
+    if var is None:
+        return otel_context.attach(trace.set_span_in_context(span, context))
+    values = dict(var.get() if context is None else context)
+    values[_SPAN_KEY] = span
+    return var.set(otel_context.Context(values))
+
+
+def detach(token: Any) -> None:
+    """``opentelemetry.context.detach(token)`` (which logs a token it cannot reset)."""
+    var = _CURRENT
+    if var is None:
+        otel_context.detach(token)
+        return
+    try:
+        var.reset(token)
+    except Exception:  # noqa: BLE001 - the API's own detach says why, in its log
+        otel_context.detach(token)
+
 
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID)
 _NOT_SAMPLED = TraceFlags(TraceFlags.RANDOM_TRACE_ID)
@@ -242,7 +308,7 @@ class LightTracer(trace.Tracer):
                    links: Sequence[Link] | None = (), start_time: Any = None,
                    record_exception: Any = True,
                    set_status_on_exception: Any = True) -> LightSpan:
-        parent: Any = trace.get_current_span(context).get_span_context()
+        parent: Any = current_span(context).get_span_context()
         parent_flags = 0
         parent_state: Any = None
         if parent is None:
@@ -330,7 +396,7 @@ class _CurrentSpan:
 
     def __enter__(self) -> LightSpan:
         span = self._span = self._tracer.start_span(*self._args)
-        self._token = otel_context.attach(otel_context.set_value(_SPAN_KEY, span))
+        self._token = attach_span(span)
         return span
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
@@ -338,7 +404,7 @@ class _CurrentSpan:
         if span is None:
             return
         try:
-            otel_context.detach(self._token)  # type: ignore[arg-type]
+            detach(self._token)
             if isinstance(exc, Exception) and span.end_time is None:
                 if self._args[6]:
                     span.record_exception(exc)

@@ -185,3 +185,39 @@ def test_span_contexts_are_the_ones_the_api_constructor_builds(monkeypatch) -> N
                 assert ctx.trace_state is parent.trace_state
             else:
                 assert ctx.trace_state is DEFAULT_TRACE_STATE
+
+
+def test_context_helpers_agree_with_the_api(monkeypatch) -> None:
+    """spyglass.spans reads and sets the API's ContextVar directly; the results must be the
+    API's own, with the direct path (the default runtime context) and without it."""
+    from opentelemetry import baggage
+    from opentelemetry import context as otel_context
+    from opentelemetry import trace
+    from opentelemetry.trace.propagation import _SPAN_KEY
+
+    from spyglass import spans
+
+    assert spans._CURRENT is not None, "the API's default runtime context is not contextvars"
+    for direct in (True, False):
+        if not direct:
+            monkeypatch.setattr(spans, "_CURRENT", None)
+        tracer, _, _ = _tracer()
+        assert spans.current_span() is trace.get_current_span() is trace.INVALID_SPAN
+        outer = otel_context.attach(baggage.set_baggage("tenant", "t1"))
+        try:
+            span = tracer.start_span("x", None, SpanKind.SERVER, {})
+            token = spans.attach_span(span)
+            assert trace.get_current_span() is span is spans.current_span()
+            assert baggage.get_baggage("tenant") == "t1"  # the rest of the context stays
+            assert spans.current_context() == otel_context.get_current()
+            child = tracer.start_span("y", None, SpanKind.CLIENT, {})
+            assert child.parent == span.context
+            spans.detach(token)
+            assert spans.current_span() is trace.get_current_span() is trace.INVALID_SPAN
+            # An explicit context wins over the current one, as in the API.
+            explicit = trace.set_span_in_context(span)
+            assert spans.current_span(explicit) is trace.get_current_span(explicit) is span
+            odd = otel_context.set_value(_SPAN_KEY, object())  # not a Span: INVALID_SPAN
+            assert spans.current_span(odd) is trace.get_current_span(odd)
+        finally:
+            otel_context.detach(outer)

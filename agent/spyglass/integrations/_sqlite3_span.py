@@ -10,9 +10,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from opentelemetry import context as otel_context
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from spyglass.spans import current_context
 
 __all__ = ["namespace", "set_tracer", "traced"]
 
@@ -42,7 +43,7 @@ def _operation(sql: Any) -> str:
 def traced(cursor: Any, method: Any, sql: Any, *args: Any) -> Any:
     """Run ``method(sql, *args)`` inside a CLIENT span, unless instrumentation is suppressed."""
     tracer = _tracer
-    if tracer is None or otel_context.get_value(_SUPPRESS_INSTRUMENTATION_KEY):
+    if tracer is None or current_context().get(_SUPPRESS_INSTRUMENTATION_KEY):
         return method(sql, *args)
     op = _operation(sql)
     attrs = {"db.system.name": "sqlite"}

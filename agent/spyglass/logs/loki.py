@@ -27,14 +27,13 @@ import threading
 import time
 from collections.abc import Sequence
 
-from opentelemetry import trace
 from opentelemetry.trace import SpanContext
 
 from spyglass.config import Config
 from spyglass.export.batch import BatchWorker
 from spyglass.export.http import Poster
 from spyglass.logs import tap
-from spyglass.spans import CONTEXT_IS_TUPLE
+from spyglass.spans import CONTEXT_IS_TUPLE, current_span
 
 __all__ = ["LokiPusher", "install"]
 
@@ -99,7 +98,7 @@ class LokiPusher:
         head = f"level={level} logger={_logfmt_value(record.name)}"
         msg = _logfmt_value(message[:_MAX_LINE])
         ts = int(record.created * 1e9)
-        ctx = trace.get_current_span().get_span_context()
+        ctx = current_span().get_span_context()
         if CONTEXT_IS_TUPLE and ctx.__class__ is SpanContext:
             valid, trace_id, span_id = ctx[5], ctx[0], ctx[1]
         else:
