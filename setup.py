@@ -2,9 +2,10 @@
 
 Why: the agent's per-request cost is spread thin over the server span, the DB span, log
 capture and span encoding, and what compiles to C is the same code, type-checked by the same
-mypy the project already runs. Measured (benchmarks/RESULTS.md): about a fifth fewer agent
-instructions per request on Flask, no gain yet on FastAPI; most of what is left is spent in
-libraries that stay interpreted (the OpenTelemetry API objects, prometheus_client's writes).
+mypy the project already runs. Measured (benchmarks/RESULTS.md, callgrind, the request
+thread): about a quarter (FastAPI) and a tenth (Flask) fewer agent instructions per request
+than the same modules interpreted; most of what is left is spent in libraries that stay
+interpreted (prometheus_client's writes, logging) and in the C API both builds call alike.
 
 ``SPYGLASS_COMPILE=0`` builds a pure-Python package (the same behaviour, more CPU per
 request); so does a build on a machine without a C compiler or the Python headers.
