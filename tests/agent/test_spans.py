@@ -190,9 +190,8 @@ def test_span_contexts_are_the_ones_the_api_constructor_builds(monkeypatch) -> N
 def test_context_helpers_agree_with_the_api(monkeypatch) -> None:
     """spyglass.spans reads and sets the API's ContextVar directly; the results must be the
     API's own, with the direct path (the default runtime context) and without it."""
-    from opentelemetry import baggage
+    from opentelemetry import baggage, trace
     from opentelemetry import context as otel_context
-    from opentelemetry import trace
     from opentelemetry.trace.propagation import _SPAN_KEY
 
     from spyglass import spans
