@@ -20,13 +20,13 @@ from typing import Any
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.propagators.textmap import Getter
-from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from spyglass import forksafe
 from spyglass import metrics as _metrics
 from spyglass._log import get_logger
 from spyglass.scrub import scrub_query
-from spyglass.spans import CONTEXT_IS_TUPLE, LightTracer, attach_span
+from spyglass.spans import LightTracer, attach_span, context_fields
 from spyglass.spans import detach as detach_context
 
 __all__ = ["UNMATCHED", "RequestState", "current", "set_route", "template"]
@@ -266,12 +266,9 @@ def finish(state: RequestState, exc: BaseException | None = None) -> None:
             elif status >= 500:
                 span.set_attribute("error.type", str(status))
                 span.set_status(Status(StatusCode.ERROR))
-            ctx = span.get_span_context()
-            if CONTEXT_IS_TUPLE and ctx.__class__ is SpanContext:
-                if ctx[3] & 1:  # sampled
-                    trace_id, span_id = ctx[0], ctx[1]
-            elif ctx.trace_flags.sampled:
-                trace_id, span_id = ctx.trace_id, ctx.span_id
+            fields = context_fields(span.get_span_context())
+            if fields[3] & 1:  # sampled
+                trace_id, span_id = fields[0], fields[1]
             span.end()
         inst = _metrics.get()
         if inst is not None:

@@ -43,6 +43,7 @@ from opentelemetry.util import types
 
 __all__ = ["LightEvent", "LightSpan", "LightTracer", "LightTracerProvider"]
 
+
 def _tuple_layout() -> bool:
     """True when ``SpanContext`` is the tuple ``(trace_id, span_id, is_remote, trace_flags,
     trace_state, is_valid)``, as in every OTel API release so far.
@@ -65,9 +66,19 @@ def _tuple_layout() -> bool:
 #: ``SpanContext`` fields may be read by index (see :func:`_tuple_layout`).
 CONTEXT_IS_TUPLE = _tuple_layout()
 _new_tuple = tuple.__new__
-_DEFAULT_TRACE_STATE = DEFAULT_TRACE_STATE  # what SpanContext() puts for "no trace state"
 _MAX_TRACE_ID = (1 << 128) - 1
 _MAX_SPAN_ID = (1 << 64) - 1
+
+
+def context_fields(ctx: Any) -> Any:
+    """``(trace_id, span_id, is_remote, trace_flags, trace_state, is_valid)`` of a span
+    context: the ``SpanContext`` itself where it is that tuple, else read from its
+    properties (another layout, or a SpanContext-like object)."""
+    if CONTEXT_IS_TUPLE and ctx.__class__ is SpanContext:
+        return ctx
+    return (ctx.trace_id, ctx.span_id, ctx.is_remote, ctx.trace_flags, ctx.trace_state,
+            ctx.is_valid)
+
 
 def _context_var() -> Any:
     """The ContextVar that holds the OTel API's current ``Context``, when the runtime context
@@ -311,17 +322,12 @@ class LightTracer(trace.Tracer):
         parent: Any = current_span(context).get_span_context()
         parent_flags = 0
         parent_state: Any = None
-        if parent is None:
-            valid = False
-        elif CONTEXT_IS_TUPLE and parent.__class__ is SpanContext:
-            valid = parent[5]
+        valid = False
+        if parent is not None:
+            fields = context_fields(parent)
+            valid = fields[5]
             if valid:
-                trace_id, parent_flags, parent_state = parent[0], parent[3], parent[4]
-        else:
-            valid = parent.is_valid
-            if valid:
-                trace_id, parent_flags = parent.trace_id, int(parent.trace_flags)
-                parent_state = parent.trace_state
+                trace_id, parent_flags, parent_state = fields[0], int(fields[3]), fields[4]
         if not valid:
             parent = None
             trace_id = self._ids.generate_trace_id()
@@ -354,7 +360,7 @@ class LightTracer(trace.Tracer):
             # What SpanContext.__new__ builds, without its interpreted checks.
             ctx = _new_tuple(SpanContext, (
                 trace_id, span_id, False, flags,
-                _DEFAULT_TRACE_STATE if trace_state is None else trace_state,
+                DEFAULT_TRACE_STATE if trace_state is None else trace_state,
                 0 < trace_id <= _MAX_TRACE_ID and 0 < span_id <= _MAX_SPAN_ID))
         else:
             ctx = SpanContext(trace_id, span_id, False, flags, trace_state)

@@ -38,7 +38,6 @@ from opentelemetry.sdk.trace.sampling import (
     SamplingResult,
     TraceIdRatioBased,
 )
-from opentelemetry.trace import SpanContext
 
 from spyglass import __version__, forksafe
 from spyglass import metrics as _metrics
@@ -48,7 +47,7 @@ from spyglass.export.batch import BatchWorker
 from spyglass.export.http import Poster, otlp_poster
 from spyglass.export.otlp import CONTENT_TYPE, Encoded, encode_request, encode_span
 from spyglass.scrub import REDACTED, SENSITIVE_HEADERS, scrub_query, scrub_sql, scrub_url
-from spyglass.spans import CONTEXT_IS_TUPLE, LightSpan, LightTracer, LightTracerProvider
+from spyglass.spans import LightSpan, LightTracer, LightTracerProvider, context_fields
 
 __all__ = ["PrivateIdGenerator", "setup"]
 
@@ -344,11 +343,8 @@ def _light_span_ended(span: LightSpan) -> None:
                 attrs[key] = value
         if span.kind is _CLIENT and span.end_time is not None:
             record_dependency(attrs, (span.end_time - span.start_time) / 1e9)
-        if _worker is not None:
-            ctx = span.context
-            if (ctx[3] & 1) if CONTEXT_IS_TUPLE and ctx.__class__ is SpanContext else (
-                    ctx.trace_flags.sampled):
-                _worker.put(encode_span(span))
+        if _worker is not None and context_fields(span.context)[3] & 1:  # sampled
+            _worker.put(encode_span(span))
     except Exception:  # noqa: BLE001
         get_logger().debug("ending a span failed", exc_info=True)
 

@@ -29,9 +29,9 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from opentelemetry.trace import SpanContext, SpanKind, StatusCode
+from opentelemetry.trace import SpanKind, StatusCode
 
-from spyglass.spans import CONTEXT_IS_TUPLE
+from spyglass.spans import context_fields
 
 __all__ = ["CONTENT_TYPE", "encode_request", "encode_span", "encode_spans"]
 
@@ -210,16 +210,13 @@ def as_record(span: Any) -> Record:
     status = span.status
     events = span.events
     links = span.links
-    if CONTEXT_IS_TUPLE and ctx.__class__ is SpanContext:
-        trace_id, span_id, trace_state = ctx[0], ctx[1], ctx[4]
-    else:
-        trace_id, span_id, trace_state = ctx.trace_id, ctx.span_id, ctx.trace_state
+    fields = context_fields(ctx)
+    trace_id, span_id, trace_state = fields[0], fields[1], fields[4]
     if parent is None:
         parent_id, parent_remote = 0, False
-    elif CONTEXT_IS_TUPLE and parent.__class__ is SpanContext:
-        parent_id, parent_remote = parent[1], parent[2]
     else:
-        parent_id, parent_remote = parent.span_id, parent.is_remote
+        fields = context_fields(parent)
+        parent_id, parent_remote = fields[1], fields[2]
     return (scope_index(span.resource, span.instrumentation_scope), span.name, trace_id,
             span_id, parent_id, parent_remote, _kind_value(span.kind), span.start_time or 0,
             span.end_time or 0, span.attributes,

@@ -27,13 +27,11 @@ import threading
 import time
 from collections.abc import Sequence
 
-from opentelemetry.trace import SpanContext
-
 from spyglass.config import Config
 from spyglass.export.batch import BatchWorker
 from spyglass.export.http import Poster
 from spyglass.logs import tap
-from spyglass.spans import CONTEXT_IS_TUPLE, current_span
+from spyglass.spans import context_fields, current_span
 
 __all__ = ["LokiPusher", "install"]
 
@@ -98,13 +96,9 @@ class LokiPusher:
         head = f"level={level} logger={_logfmt_value(record.name)}"
         msg = _logfmt_value(message[:_MAX_LINE])
         ts = int(record.created * 1e9)
-        ctx = current_span().get_span_context()
-        if CONTEXT_IS_TUPLE and ctx.__class__ is SpanContext:
-            valid, trace_id, span_id = ctx[5], ctx[0], ctx[1]
-        else:
-            valid, trace_id, span_id = ctx.is_valid, ctx.trace_id, ctx.span_id
-        if valid:
-            tid, sid = format(trace_id, "032x"), format(span_id, "016x")
+        fields = context_fields(current_span().get_span_context())
+        if fields[5]:  # valid
+            tid, sid = format(fields[0], "032x"), format(fields[1], "016x")
             line = f"{head} trace_id={tid} span_id={sid} msg={msg}"
             entry = f'["{ts}",{_quote(line)},{{"trace_id":"{tid}","span_id":"{sid}"}}]'
         else:
