@@ -26,7 +26,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from spyglass import forksafe
 from spyglass.metrics._prom import leaf
@@ -50,12 +50,15 @@ class ExemplarSink(Protocol):
 class ProcessStore:
     """The current process's metric files. One per process; safe to use from any thread."""
 
-    def __init__(self, directory: str, pid: Callable[[], int] = os.getpid) -> None:
+    def __init__(self, directory: str, pid: Callable[[], int] = os.getpid,
+                 direct: bool = True) -> None:
+        """``direct=False`` writes every value through ``MmapedDict.write_value``."""
         self.directory = directory
+        self.direct = direct and _DIRECT
         self._pid_fn = pid
         self._pid = pid()
         self.lock = threading.Lock()
-        self._files: dict[str, Any] = {}
+        self._files: dict[str, _File] = {}
         self._families: list[Family] = []
         self.exemplars: ExemplarSink | None = None
         forksafe.register_after_in_child(self.reset_after_fork)
@@ -71,7 +74,7 @@ class ProcessStore:
         for family in self._families:
             family.reset()
 
-    def file(self, prefix: str) -> Any:
+    def file(self, prefix: str) -> _File:
         """The open file for ``prefix`` (caller holds ``lock``).
 
         When it cannot be created (the directory is gone: a spawned process outlived the
@@ -82,28 +85,30 @@ class ProcessStore:
         if f is None:
             path = os.path.join(self.directory, f"{prefix}_{self._pid}.db")
             try:
-                f = MmapedDict(path)
+                mmaped = MmapedDict(path)
             except OSError:
-                f = _NOWHERE
-            self._files[prefix] = f
+                mmaped = None
+            f = self._files[prefix] = _File(mmaped, self.direct)
         return f
 
     def register(self, family: Family) -> None:
         self._families.append(family)
 
 
-_PACK_TWO_DOUBLES = struct.Struct(b"dd").pack
+#: Stores a value's two doubles (value, timestamp) at an offset of a mapping, in one C call.
+_PACK_INTO: Final = struct.Struct(b"dd").pack_into
 
 
 def _direct_layout() -> bool:
-    """True when ``MmapedDict`` keeps its map in ``_m`` and each key's value offset in
+    """True when ``MmapedDict`` keeps its map in ``_m`` and each key's value offset in a dict
     ``_positions``, and ``write_value`` stores the two doubles (value, timestamp) there, as
     every prometheus_client release with this file format does.
 
-    ``write_value`` is three interpreted calls, about 1,500 instructions, and a request writes
-    four values (RED histogram bucket and sum, the in-flight gauge up and down); where this
-    check at import passes, :func:`_write` stores the 16 bytes itself, and it calls
-    ``write_value`` otherwise and for a key's first write (which lays the entry out).
+    ``write_value`` is three interpreted calls, about 2,400 instructions, and a request writes
+    four to six values (the RED histogram's bucket and sum, the in-flight gauge up and down, a
+    dependency's histogram); where this check at import passes, :class:`_File` stores the 16
+    bytes itself at offsets each child resolved once, and it calls ``write_value`` otherwise
+    and for a key's first write (which lays the entry out and may grow and re-map the file).
     """
     try:
         with tempfile.TemporaryDirectory(prefix="spyglass-probe-") as tmp:
@@ -111,42 +116,61 @@ def _direct_layout() -> bool:
             try:
                 f.write_value("k", 1.0, 2.0)
                 pos = f._positions["k"]
-                f._m[pos:pos + 16] = _PACK_TWO_DOUBLES(3.0, 4.0)
-                return f.read_value("k") == (3.0, 4.0) and f.__class__ is MmapedDict
+                if f.__class__ is not MmapedDict or type(pos) is not int:
+                    return False
+                _PACK_INTO(f._m, pos, 3.0, 4.0)
+                return bool(f.read_value("k") == (3.0, 4.0))
             finally:
                 f.close()
     except Exception:  # noqa: BLE001 - another layout: always go through write_value
         return False
 
 
-_DIRECT = _direct_layout()
+_DIRECT: Final = _direct_layout()
 
 
-def _write(f: Any, key: str, value: float, timestamp: float) -> None:
-    """``f.write_value(key, value, timestamp)``, by a direct store where it may be."""
-    if _DIRECT and f.__class__ is MmapedDict:
-        pos = f._positions.get(key)
-        if pos is not None:
-            f._m[pos:pos + 16] = _PACK_TWO_DOUBLES(value, timestamp)
-            return
-    f.write_value(key, value, timestamp)
+class _File:
+    """One metrics file of this process: its ``MmapedDict`` (None: it could not be created, and
+    values go nowhere) and, for direct stores, the mapping it currently writes through.
 
+    Every access to the ``MmapedDict`` goes through here, under the store's lock, so the
+    mapping kept here is re-read after each call that may have grown the file.
+    """
 
-class _Nowhere:
-    """Stands in for a metrics file that could not be created."""
+    def __init__(self, mmaped: Any, direct: bool) -> None:
+        self.mmaped = mmaped
+        self.direct = direct and mmaped is not None and mmaped.__class__ is MmapedDict
+        self.mapping: Any = mmaped._m if self.direct else None
 
-    def read_value(self, key: str) -> tuple[float, float]:
-        return 0.0, 0.0
+    def read(self, key: str) -> float:
+        if self.mmaped is None:
+            return 0.0
+        value = float(self.mmaped.read_value(key)[0])  # lays a new key out
+        self._remapped()
+        return value
 
-    def write_value(self, key: str, value: float, timestamp: float) -> None:
-        pass
+    def write(self, key: str, value: float, timestamp: float) -> None:
+        if self.mmaped is not None:
+            self.mmaped.write_value(key, value, timestamp)
+            self._remapped()
 
+    def positions(self, keys: list[str]) -> list[int]:
+        """Value offsets of ``keys`` (already read or written), or [] for no direct stores."""
+        if not self.direct:
+            return []
+        where = self.mmaped._positions
+        return [int(where[k]) for k in keys]
 
-_NOWHERE = _Nowhere()
+    def put(self, position: int, value: float, timestamp: float) -> None:
+        _PACK_INTO(self.mapping, position, value, timestamp)
+
+    def _remapped(self) -> None:
+        if self.direct:
+            self.mapping = self.mmaped._m
 
 
 class _Child:
-    __slots__ = ("_family", "_file_prefix", "_keys", "_values")
+    __slots__ = ("_family", "_file", "_file_prefix", "_keys", "_positions", "_values")
 
     def __init__(self, family: Family, labelvalues: Sequence[str], suffixes: Sequence[
             tuple[str, Sequence[str], Sequence[str]]]) -> None:
@@ -165,23 +189,34 @@ class _Child:
                 # A gauge is this process's present state; a dead namesake's value is stale.
                 self._values = [0.0] * len(self._keys)
                 for k in self._keys:
-                    _write(f, k, 0.0, time.time())
+                    f.write(k, 0.0, time.time())
             else:
                 # Continue what the file holds: a reused pid's counts are never overwritten.
-                self._values = [f.read_value(k)[0] for k in self._keys]
+                self._values = [f.read(k) for k in self._keys]
+            # Every key now has its entry; an entry never moves, even when the file grows.
+            self._file = f
+            self._positions = f.positions(self._keys)
+
+    def _store(self, index: int, value: float, timestamp: float) -> None:
+        """Write one value (the caller holds the store's lock)."""
+        f = self._family.store.file(self._file_prefix)
+        if f is self._file and self._positions:
+            f.put(self._positions[index], value, timestamp)
+        else:  # no direct stores, or a file this child did not lay out (another process's)
+            f.write(self._keys[index], value, timestamp)
 
     def _add(self, index: int, amount: float) -> None:
         store = self._family.store
         with store.lock:
             value = self._values[index] + amount
             self._values[index] = value
-            _write(store.file(self._file_prefix), self._keys[index], value, 0.0)
+            self._store(index, value, 0.0)
 
     def _set(self, index: int, value: float) -> None:
         store = self._family.store
         with store.lock:
             self._values[index] = value
-            _write(store.file(self._file_prefix), self._keys[index], value, time.time())
+            self._store(index, value, time.time())
 
 
 class CounterChild(_Child):
@@ -222,12 +257,11 @@ class HistogramChild(_Child):
         index = bisect.bisect_left(self._bounds, value)
         store = self._family.store
         with store.lock:
-            f = store.file(self._file_prefix)
             values = self._values
             values[index] += 1.0
             values[-1] += value
-            _write(f, self._keys[index], values[index], 0.0)
-            _write(f, self._keys[-1], values[-1], 0.0)
+            self._store(index, values[index], 0.0)
+            self._store(len(values) - 1, values[-1], 0.0)
         if trace_id:
             self._exemplar(index, value, trace_id, span_id)
 

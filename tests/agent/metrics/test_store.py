@@ -376,27 +376,29 @@ def test_a_vanished_directory_drops_values_instead_of_raising(tmp_path):
 
 @pytest.mark.parametrize("direct", [True, False])
 def test_direct_writes_land_in_prometheus_clients_file_format(tmp_path, monkeypatch, direct):
-    """Values stored by ``_write`` itself (the 16 bytes at the key's offset) read back through
+    """Values the store writes itself (the 16 bytes at each key's offset) read back through
     prometheus_client's own reader exactly as ``write_value`` would have left them, also
     after the file grew (re-mapped) under many keys; the fallback path gives the same."""
     from prometheus_client.mmap_dict import MmapedDict
 
     from spyglass.metrics import store as store_module
 
-    assert store_module._DIRECT, "the pinned prometheus_client has the layout _write assumes"
-    monkeypatch.setattr(store_module, "_DIRECT", direct)
+    assert store_module._DIRECT, "the pinned prometheus_client has the layout the store assumes"
+    assert store_module.MmapedDict is MmapedDict
     calls = []
     original = MmapedDict.write_value
     monkeypatch.setattr(MmapedDict, "write_value",
                         lambda self, *a: (calls.append(a[0]), original(self, *a))[1])
-    store = ProcessStore(str(tmp_path))
+    store = ProcessStore(str(tmp_path), direct=direct)
     hist = Histogram(store, "h_seconds", "h", ["route"], buckets=[0.1, 1.0])
     counter = Counter(store, "c_total", "c", ["route"], limit=5000)
+    early = counter.labels("/early")  # laid out before the file grows and is re-mapped
     for i in range(1500):  # enough keys to grow the file past its first 64 KiB mapping
         counter.labels(f"/r{i}").inc()
     for _ in range(5):
         hist.labels("/a").observe(0.5)
         counter.labels("/r0").inc(2)
+        early.inc()
     writes_after_layout = len(calls)
     hist.labels("/a").observe(0.05)
     assert (len(calls) - writes_after_layout) == (0 if direct else 2)
@@ -410,4 +412,5 @@ def test_direct_writes_land_in_prometheus_clients_file_format(tmp_path, monkeypa
     scraped = _scrape(registry)
     assert value(scraped, "c_total", route="/r0") == 11.0
     assert value(scraped, "c_total", route="/r1499") == 1.0
+    assert value(scraped, "c_total", route="/early") == 5.0
     assert value(scraped, "h_seconds_count", route="/a") == 6.0
