@@ -15,6 +15,9 @@
   stuck-worker watchdog switched off, to show what idle profiling costs (issue 6).
 - ``spyglass-exec`` (opt-in; ``startup.py`` uses it): ``spyglass run --exec``, which execs the
   server in a new interpreter instead of running it in its own (``spyglass.launch``).
+- ``spyglass-notraces`` and ``spyglass-nologs`` (opt-in): the same with ``SPYGLASS_TRACES`` or
+  ``SPYGLASS_LOGS`` off, to split what one signal's capture, encoding and export threads cost
+  the server under load (spans are still made for the RED metrics without traces).
 - ``spyglass-off`` (opt-in; ``startup.py`` uses it): ``spyglass run`` with
   ``OTEL_SDK_DISABLED=true``, so only the wrapper's own cost remains.
 
@@ -104,7 +107,8 @@ def launch(contender: str, app: str, port: int, sink_url: str, statsd_port: int,
         })
         return Launch([str(DD_BIN / "ddtrace-run"),
                        *server_argv(app, DD_BIN, port, module, workers, extra)], env)
-    if contender in ("spyglass", "spyglass-noprof", "spyglass-exec", "spyglass-off"):
+    if contender in ("spyglass", "spyglass-noprof", "spyglass-exec", "spyglass-off",
+                     "spyglass-notraces", "spyglass-nologs"):
         env = base_env({
             **app_env,
             "OTEL_EXPORTER_OTLP_ENDPOINT": sink_url,
@@ -113,6 +117,10 @@ def launch(contender: str, app: str, port: int, sink_url: str, statsd_port: int,
         })
         if contender == "spyglass-noprof":
             env.update(SPYGLASS_SLOW_REQUEST_SECONDS="0", SPYGLASS_STUCK_WORKER_SECONDS="0")
+        if contender == "spyglass-notraces":
+            env["SPYGLASS_TRACES"] = "false"
+        if contender == "spyglass-nologs":
+            env["SPYGLASS_LOGS"] = "false"
         if contender == "spyglass-off":
             env["OTEL_SDK_DISABLED"] = "true"
         how = ["--exec"] if contender == "spyglass-exec" else []

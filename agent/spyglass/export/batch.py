@@ -46,6 +46,15 @@ MAX_BACKOFF = 8.0
 
 T = TypeVar("T")
 
+#: Called by every worker's loop on each wake (at least every ``interval``), off the request
+#: path: work that must happen even when requests stop (``spyglass.runtime``'s GC buffer).
+_ticks: list[Callable[[], None]] = []
+
+
+def add_tick(hook: Callable[[], None]) -> None:
+    if hook not in _ticks:
+        _ticks.append(hook)
+
 
 class BatchWorker(Generic[T]):
     """Queue items from any thread; ``send`` batches of them from one daemon thread."""
@@ -104,6 +113,11 @@ class BatchWorker(Generic[T]):
                 next_tick = now + self._interval
             else:
                 self._drain(deadline=None, full_only=True)
+            for tick in _ticks:
+                try:
+                    tick()
+                except Exception:  # noqa: BLE001
+                    get_logger().debug("export tick failed", exc_info=True)
 
     def _drain(self, deadline: float | None, full_only: bool = False) -> None:
         with self._flush_lock:

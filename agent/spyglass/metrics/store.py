@@ -265,6 +265,24 @@ class HistogramChild(_Child):
         if trace_id:
             self._exemplar(index, value, trace_id, span_id)
 
+    def observe_many(self, values: Sequence[float]) -> None:
+        """Count several values under one lock, writing each touched bucket once."""
+        if not values:
+            return
+        bounds = self._bounds
+        store = self._family.store
+        with store.lock:
+            counts = self._values
+            touched: set[int] = set()
+            for value in values:
+                index = bisect.bisect_left(bounds, value)
+                counts[index] += 1.0
+                counts[-1] += value
+                touched.add(index)
+            for index in touched:
+                self._store(index, counts[index], 0.0)
+            self._store(len(counts) - 1, counts[-1], 0.0)
+
     def _exemplar(self, index: int, value: float, trace_id: int, span_id: int) -> None:
         # One exemplar per bucket and second is plenty for "show me a trace for this spike".
         now = time.monotonic()
