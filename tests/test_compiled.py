@@ -46,7 +46,8 @@ def test_every_hot_path_module_is_the_compiled_one() -> None:
 def test_the_uncompiled_modules_pass_the_in_process_unit_tests() -> None:
     tests = ["tests/agent/test_spans.py", "tests/agent/test_sqlite3.py",
              "tests/agent/test_server_propagation.py", "tests/agent/export",
-             "tests/agent/metrics/test_store.py", "tests/agent/metrics/test_render.py"]
+             "tests/agent/metrics/test_store.py", "tests/agent/metrics/test_render.py",
+             "tests/agent/test_runtime.py"]
     probe = ("import spyglass.server, spyglass.spans, spyglass.export.otlp; "
              "print(spyglass.server.__file__, spyglass.spans.__file__)")
     out = subprocess.run([sys.executable, "-c", "import tests.support.pure_python; " + probe],

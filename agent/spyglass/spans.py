@@ -319,7 +319,10 @@ class LightTracer(trace.Tracer):
                    links: Sequence[Link] | None = (), start_time: Any = None,
                    record_exception: Any = True,
                    set_status_on_exception: Any = True) -> LightSpan:
-        parent: Any = current_span(context).get_span_context()
+        current = current_span(context)
+        # No current span (a root: every server span) gives INVALID_SPAN, whose context is
+        # invalid; its get_span_context is an interpreted call.
+        parent: Any = None if current is trace.INVALID_SPAN else current.get_span_context()
         parent_flags = 0
         parent_state: Any = None
         valid = False

@@ -30,6 +30,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 
 from spyglass.spans import context_fields
 
@@ -181,7 +182,11 @@ def scope_index(resource: Any, scope: Any) -> int:
 
 
 def _trace_state(trace_state: Any) -> str:
-    return ",".join(f"{k}={v}" for k, v in trace_state.items()) if trace_state else ""
+    """The W3C ``tracestate`` header value; "" without entries. The shared empty default is
+    checked by identity first: ``TraceState.__len__`` is an interpreted call per span."""
+    if trace_state is None or trace_state is DEFAULT_TRACE_STATE or not trace_state:
+        return ""
+    return ",".join(f"{k}={v}" for k, v in trace_state.items())
 
 
 # Enum members' ``.value`` is a Python-level property: a dict lookup is several times cheaper.
@@ -223,7 +228,7 @@ def as_record(span: Any) -> Record:
             tuple((e.name, e.attributes, e.timestamp or 0) for e in events) if events else (),
             _code_value(status.status_code) if status is not None else 0,
             (status.description or "") if status is not None else "",
-            _trace_state(trace_state) if trace_state else "", span.dropped_attributes,
+            _trace_state(trace_state), span.dropped_attributes,
             span.dropped_events,
             tuple((link.context.trace_id, link.context.span_id, link.context.is_remote,
                    _trace_state(link.context.trace_state), link.attributes)
