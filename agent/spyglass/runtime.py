@@ -50,10 +50,7 @@ def flush() -> None:
             return
         by_generation: dict[int, list[float]] = {}
         for generation, seconds in items:
-            pauses = by_generation.get(generation)
-            if pauses is None:
-                pauses = by_generation[generation] = []
-            pauses.append(seconds)
+            by_generation.setdefault(generation, []).append(seconds)
         for generation, pauses in by_generation.items():
             gen = str(generation)
             inst.gc_collections.labels(gen).inc(len(pauses))

@@ -116,7 +116,7 @@ def _direct_layout() -> bool:
             try:
                 f.write_value("k", 1.0, 2.0)
                 pos = f._positions["k"]
-                if f.__class__ is not MmapedDict or type(pos) is not int:
+                if type(pos) is not int:
                     return False
                 _PACK_INTO(f._m, pos, 3.0, 4.0)
                 return bool(f.read_value("k") == (3.0, 4.0))
@@ -139,7 +139,7 @@ class _File:
 
     def __init__(self, mmaped: Any, direct: bool) -> None:
         self.mmaped = mmaped
-        self.direct = direct and mmaped is not None and mmaped.__class__ is MmapedDict
+        self.direct = direct and mmaped is not None
         self.mapping: Any = mmaped._m if self.direct else None
 
     def read(self, key: str) -> float:
@@ -197,9 +197,8 @@ class _Child:
             self._file = f
             self._positions = f.positions(self._keys)
 
-    def _store(self, index: int, value: float, timestamp: float) -> None:
-        """Write one value (the caller holds the store's lock)."""
-        f = self._family.store.file(self._file_prefix)
+    def _store(self, f: _File, index: int, value: float, timestamp: float) -> None:
+        """Write one value into ``f``, this process's file (the caller holds the lock)."""
         if f is self._file and self._positions:
             f.put(self._positions[index], value, timestamp)
         else:  # no direct stores, or a file this child did not lay out (another process's)
@@ -210,13 +209,13 @@ class _Child:
         with store.lock:
             value = self._values[index] + amount
             self._values[index] = value
-            self._store(index, value, 0.0)
+            self._store(store.file(self._file_prefix), index, value, 0.0)
 
     def _set(self, index: int, value: float) -> None:
         store = self._family.store
         with store.lock:
             self._values[index] = value
-            self._store(index, value, time.time())
+            self._store(store.file(self._file_prefix), index, value, time.time())
 
 
 class CounterChild(_Child):
@@ -257,11 +256,12 @@ class HistogramChild(_Child):
         index = bisect.bisect_left(self._bounds, value)
         store = self._family.store
         with store.lock:
+            f = store.file(self._file_prefix)
             values = self._values
             values[index] += 1.0
             values[-1] += value
-            self._store(index, values[index], 0.0)
-            self._store(len(values) - 1, values[-1], 0.0)
+            self._store(f, index, values[index], 0.0)
+            self._store(f, len(values) - 1, values[-1], 0.0)
         if trace_id:
             self._exemplar(index, value, trace_id, span_id)
 
@@ -272,6 +272,7 @@ class HistogramChild(_Child):
         bounds = self._bounds
         store = self._family.store
         with store.lock:
+            f = store.file(self._file_prefix)
             counts = self._values
             touched: set[int] = set()
             for value in values:
@@ -280,8 +281,8 @@ class HistogramChild(_Child):
                 counts[-1] += value
                 touched.add(index)
             for index in touched:
-                self._store(index, counts[index], 0.0)
-            self._store(len(counts) - 1, counts[-1], 0.0)
+                self._store(f, index, counts[index], 0.0)
+            self._store(f, len(counts) - 1, counts[-1], 0.0)
 
     def _exemplar(self, index: int, value: float, trace_id: int, span_id: int) -> None:
         # One exemplar per bucket and second is plenty for "show me a trace for this spike".
