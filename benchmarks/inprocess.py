@@ -20,7 +20,11 @@ in a fresh process:
 - ``no-db-span``: ``sqlite3.connect`` unpatched;
 - ``no-log-capture``: the ``logging`` tap removed;
 - ``no-export``: spans and log lines are still made and encoded, but never queued, so the
-  export threads never run.
+  export threads never run;
+- ``sync-export``: queued as usual, but each full batch is encoded and uploaded on the
+  request thread instead of an export thread (not a mode Spyglass has: an upload would block
+  the request); against ``spyglass`` it shows what handing the work to another thread costs
+  beyond the work itself.
 
 The CPU of the main thread (``time.thread_time``) is what bounds a one-worker server's
 throughput; the process's CPU adds the export threads. Each variant's figure is the median
@@ -43,7 +47,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 VARIANTS = ("bare", "spyglass", "pure-python", "interpreted-async", "no-server-span",
-            "no-db-span", "no-log-capture", "no-export")
+            "no-db-span", "no-log-capture", "no-export", "sync-export")
 
 _CHILD = r'''
 import io, json, os, resource, sys, time
@@ -77,6 +81,16 @@ if variant != "bare":
     if variant == "no-export":
         tracing._worker.put = lambda item: None
         loki._pusher.worker.put = lambda item: None
+    if variant == "sync-export":
+        # Not a mode Spyglass has (an upload would block the request): each full batch is
+        # encoded and uploaded on the request thread, to measure what the export threads cost
+        # beyond the work they do.
+        for w in (tracing._worker, loki._pusher.worker):
+            def put(item, w=w):
+                w._queue.append(item)
+                if len(w._queue) >= w._max_batch:
+                    w._drain(None)
+            w.put = put
 if variant == "no-db-span":
     import sqlite3
     sqlite3.connect = sqlite3.connect.__wrapped__

@@ -14,6 +14,15 @@ next to ``inprocess.py``'s timings, not instead of them.
 
 Each variant takes about a minute. ``--keep DIR`` keeps the callgrind files for
 ``callgrind_annotate --inclusive=yes``.
+
+``--server`` counts the real server instead: the contenders of ``run.py`` (``bare``,
+``spyglass``, ``spyglass-pure``) started as the benchmark starts them, gunicorn's worker or
+uvicorn under callgrind (``--trace-children=yes``), driven by N1 and then N2 sequential HTTP
+requests after 50 warm-up ones; the count is that process's main thread. It answers whether
+the agent runs more code under a real server than in the in-process driver (it does not:
+RESULTS.md).
+
+    python benchmarks/instructions.py --server --app flask --variants bare,spyglass
 """
 
 from __future__ import annotations
@@ -38,7 +47,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work-iters", type=int, default=400,
                         help="the /work CPU burn's iterations (fixed: counts must compare)")
     parser.add_argument("--keep", type=Path, help="keep the callgrind files here")
+    parser.add_argument("--server", action="store_true",
+                        help="count a real gunicorn/uvicorn worker (variants: run.py contenders)")
     args = parser.parse_args(argv)
+    if args.server:
+        return _server_main(args)
     sys.path.insert(0, str(HERE))
     sys.path.insert(0, str(HERE / "apps"))
     import common
@@ -96,6 +109,66 @@ def main(argv: list[str] | None = None) -> int:
                 if base is not None and variant != "bare":
                     cells[1], cells[3] = f"+{main_ir - base[0]:,.0f}", f"+{all_ir - base[1]:,.0f}"
                 print(f"| {variant} | {' | '.join(cells)} |", flush=True)
+        finally:
+            sink.stop()
+    return 0
+
+
+def _server_main(args: argparse.Namespace) -> int:
+    sys.path.insert(0, str(HERE))
+    sys.path.insert(0, str(HERE / "apps"))
+    import common
+
+    from harness.contenders import launch
+    from harness.procs import free_port, http_get, leaf_worker, wait_http
+    from harness.sink import NginxSink
+
+    n1, n2 = (int(n) for n in args.requests.split(","))
+    variants = [v for v in args.variants.split(",") if v and v != "pure-python"]
+    with tempfile.TemporaryDirectory(prefix="spyglass-ir-") as tmp:
+        out_dir = args.keep or Path(tmp)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        app_env = {"BENCH_WORK_ITERS": str(args.work_iters), "BENCH_DB": f"{tmp}/bench.sqlite3",
+                   "BENCH_LOG_FILE": f"{tmp}/app.log"}
+        common.ensure_db(app_env["BENCH_DB"])
+        sink = NginxSink(Path(tmp) / "sink")
+        sink.start()
+        try:
+            print(f"{args.app} {args.endpoint} under its server: callgrind instructions per "
+                  f"request, the worker's main thread (N = {n1} and {n2})\n\n"
+                  "| contender | Ir/request | vs bare |\n|---|---|---|")
+            base: float | None = None
+            for variant in variants:
+                counts = []
+                for n in (n1, n2):
+                    port = free_port()
+                    extra = ["--timeout", "900"] if args.app == "flask" else []
+                    spec = launch(variant, args.app, port, sink.url, free_port(), free_port(),
+                                  app_env, extra=extra)
+                    prefix = f"{out_dir}/callgrind.server.{args.app}.{variant}.{n}"
+                    with open(f"{prefix}.log", "wb") as log:
+                        proc = subprocess.Popen(
+                            ["valgrind", "--tool=callgrind", "--trace-children=yes",
+                             "--separate-threads=yes", f"--callgrind-out-file={prefix}.%p",
+                             *spec.argv], env=spec.env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+                    try:
+                        url = f"http://127.0.0.1:{port}"
+                        wait_http(f"{url}/hello", timeout=900, proc=proc, want=200)
+                        worker = leaf_worker(proc.pid)
+                        for _ in range(50 + n):
+                            status, _ = http_get(url + args.endpoint, timeout=120)
+                            if status != 200:
+                                raise SystemExit(f"instructions: {variant} answered {status}")
+                    finally:
+                        os.killpg(proc.pid, 15)
+                        proc.wait(600)
+                    counts.append(_main_thread_ir(f"{prefix}.{worker}"))
+                per = (counts[1] - counts[0]) / (n2 - n1)
+                if variant == "bare":
+                    base = per
+                added = f"+{per - base:,.0f}" if base is not None and variant != "bare" else "-"
+                print(f"| {variant} | {per:,.0f} | {added} |", flush=True)
         finally:
             sink.stop()
     return 0

@@ -17,7 +17,12 @@
   server in a new interpreter instead of running it in its own (``spyglass.launch``).
 - ``spyglass-notraces`` and ``spyglass-nologs`` (opt-in): the same with ``SPYGLASS_TRACES`` or
   ``SPYGLASS_LOGS`` off, to split what one signal's capture, encoding and export threads cost
-  the server under load (spans are still made for the RED metrics without traces).
+  the server under load (spans are still made for the RED metrics without traces);
+  ``spyglass-metricsonly`` has both off.
+- ``spyglass-pure`` (opt-in): ``spyglass run`` with every agent module imported from its
+  ``.py`` source instead of the mypyc-compiled extension beside it (what a
+  ``SPYGLASS_COMPILE=0`` build runs), in the same interpreter and env, so one run compares the
+  compiled and interpreted agent under the same load.
 - ``spyglass-off`` (opt-in; ``startup.py`` uses it): ``spyglass run`` with
   ``OTEL_SDK_DISABLED=true``, so only the wrapper's own cost remains.
 
@@ -34,6 +39,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent.parent
 APPS = HERE / "apps"
+ROOT = HERE.parent
 PROJECT_BIN = Path(sys.executable).parent
 OTEL_BIN = HERE / ".venv-otel" / "bin"
 DD_BIN = HERE / ".venv-ddtrace" / "bin"
@@ -51,6 +57,11 @@ class Launch:
     env: dict[str, str]
     metrics_port: int | None = None
     notes: list[str] = field(default_factory=list)
+
+
+_PURE_LAUNCH = (f"import runpy, sys; sys.path.insert(0, {str(ROOT)!r}); "
+                "import tests.support.pure_python; "
+                "runpy.run_module('spyglass', run_name='__main__', alter_sys=True)")
 
 
 def server_argv(app: str, bindir: Path, port: int, module: str | None = None,
@@ -108,7 +119,8 @@ def launch(contender: str, app: str, port: int, sink_url: str, statsd_port: int,
         return Launch([str(DD_BIN / "ddtrace-run"),
                        *server_argv(app, DD_BIN, port, module, workers, extra)], env)
     if contender in ("spyglass", "spyglass-noprof", "spyglass-exec", "spyglass-off",
-                     "spyglass-notraces", "spyglass-nologs"):
+                     "spyglass-notraces", "spyglass-nologs", "spyglass-metricsonly",
+                     "spyglass-pure"):
         env = base_env({
             **app_env,
             "OTEL_EXPORTER_OTLP_ENDPOINT": sink_url,
@@ -119,12 +131,17 @@ def launch(contender: str, app: str, port: int, sink_url: str, statsd_port: int,
             env.update(SPYGLASS_SLOW_REQUEST_SECONDS="0", SPYGLASS_STUCK_WORKER_SECONDS="0")
         if contender == "spyglass-notraces":
             env["SPYGLASS_TRACES"] = "false"
-        if contender == "spyglass-nologs":
+        if contender in ("spyglass-nologs", "spyglass-metricsonly"):
             env["SPYGLASS_LOGS"] = "false"
+        if contender == "spyglass-metricsonly":
+            env["SPYGLASS_TRACES"] = "false"
         if contender == "spyglass-off":
             env["OTEL_SDK_DISABLED"] = "true"
         how = ["--exec"] if contender == "spyglass-exec" else []
-        argv = [sys.executable, "-m", "spyglass", "run", *how, "--service-name", f"bench-{app}",
+        # spyglass-pure: the same agent with every module imported from its .py source (what a
+        # SPYGLASS_COMPILE=0 build runs), in the same interpreter, so one run compares both.
+        launcher = ["-c", _PURE_LAUNCH] if contender == "spyglass-pure" else ["-m", "spyglass"]
+        argv = [sys.executable, *launcher, "run", *how, "--service-name", f"bench-{app}",
                 "--environment", "bench", "--metrics-port", str(metrics_port), "--",
                 *server_argv(app, PROJECT_BIN, port, module, workers, extra)]
         return Launch(argv, env, metrics_port=metrics_port)
