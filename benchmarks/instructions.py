@@ -28,12 +28,15 @@ RESULTS.md).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 
@@ -50,127 +53,138 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--server", action="store_true",
                         help="count a real gunicorn/uvicorn worker (variants: run.py contenders)")
     args = parser.parse_args(argv)
-    if args.server:
-        return _server_main(args)
     sys.path.insert(0, str(HERE))
     sys.path.insert(0, str(HERE / "apps"))
-    import common
-
+    if args.server:
+        return _server_main(parser, args)
     import inprocess
     from harness.procs import free_port
-    from harness.sink import NginxSink
 
     variants = [v for v in args.variants.split(",") if v]
     unknown = set(variants) - set(inprocess.VARIANTS)
     if unknown:
         parser.error(f"unknown --variants {sorted(unknown)}; choose from "
                      f"{', '.join(inprocess.VARIANTS)}")
-    n1, n2 = (int(n) for n in args.requests.split(","))
+    n1, n2 = _counts(args)
     # One window, no warm-up: the N-difference cancels everything that is not per request.
     child = inprocess._CHILD.replace("run(300)\n", "").replace(
         "for _ in range(reps):", "for _ in range(1):")
     python = os.path.realpath(sys.executable)  # the interpreter itself, not a pyenv shim
-    with tempfile.TemporaryDirectory(prefix="spyglass-ir-") as tmp:
-        out_dir = args.keep or Path(tmp)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        sink = NginxSink(Path(tmp) / "sink")
-        sink.start()
-        try:
-            env = {k: v for k, v in os.environ.items()
-                   if not k.startswith(("OTEL_", "SPYGLASS_")) and k != "PYTHONPATH"}
-            env.update(BENCH_APPS=str(HERE / "apps"), BENCH_WORK_ITERS=str(args.work_iters),
-                       BENCH_LOG_FILE=f"{tmp}/app.log", BENCH_DB=f"{tmp}/bench.sqlite3",
-                       OTEL_EXPORTER_OTLP_ENDPOINT=sink.url, SPYGLASS_LOKI_URL=sink.url,
-                       OTEL_TRACES_SAMPLER="always_on", SPYGLASS_SERVICE_NAME="bench-ir")
-            common.ensure_db(env["BENCH_DB"])
-            print(f"{args.app} {args.endpoint}: callgrind instructions per request "
-                  f"(N = {n1} and {n2})\n\n| variant | main thread Ir/request | vs bare | "
-                  "all threads Ir/request | vs bare |\n|---|---|---|---|---|")
-            base: tuple[float, float] | None = None
-            for variant in variants:
-                counts = []
-                for n in (n1, n2):
-                    out = f"{out_dir}/callgrind.{args.app}.{variant}.{n}"
-                    run = subprocess.run(
-                        ["valgrind", "--tool=callgrind", "--separate-threads=yes",
-                         f"--callgrind-out-file={out}",
-                         python, "-c", child, variant, args.app, args.endpoint, str(n), "1"],
-                        env=dict(env, SPYGLASS_METRICS_PORT=str(free_port())),
-                        capture_output=True, text=True, timeout=1800)
-                    found = re.search(r"Collected : (\d+)", run.stderr)
-                    if run.returncode != 0 or not found:
-                        raise SystemExit(f"instructions: {variant} failed:\n{run.stderr[-2000:]}")
-                    counts.append((_main_thread_ir(out), int(found.group(1))))
-                main_ir = (counts[1][0] - counts[0][0]) / (n2 - n1)
-                all_ir = (counts[1][1] - counts[0][1]) / (n2 - n1)
-                if variant == "bare":
-                    base = (main_ir, all_ir)
-                cells = [f"{main_ir:,.0f}", "-", f"{all_ir:,.0f}", "-"]
-                if base is not None and variant != "bare":
-                    cells[1], cells[3] = f"+{main_ir - base[0]:,.0f}", f"+{all_ir - base[1]:,.0f}"
-                print(f"| {variant} | {' | '.join(cells)} |", flush=True)
-        finally:
-            sink.stop()
+    with _workspace(args) as (tmp, out_dir, sink):
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("OTEL_", "SPYGLASS_")) and k != "PYTHONPATH"}
+        env.update(BENCH_APPS=str(HERE / "apps"), BENCH_WORK_ITERS=str(args.work_iters),
+                   BENCH_LOG_FILE=f"{tmp}/app.log", BENCH_DB=f"{tmp}/bench.sqlite3",
+                   OTEL_EXPORTER_OTLP_ENDPOINT=sink.url, SPYGLASS_LOKI_URL=sink.url,
+                   OTEL_TRACES_SAMPLER="always_on", SPYGLASS_SERVICE_NAME="bench-ir")
+        print(f"{args.app} {args.endpoint}: callgrind instructions per request "
+              f"(N = {n1} and {n2})\n\n| variant | main thread Ir/request | vs bare | "
+              "all threads Ir/request | vs bare |\n|---|---|---|---|---|")
+        base: tuple[float, float] | None = None
+        for variant in variants:
+            counts = []
+            for n in (n1, n2):
+                out = f"{out_dir}/callgrind.{args.app}.{variant}.{n}"
+                run = subprocess.run(
+                    ["valgrind", "--tool=callgrind", "--separate-threads=yes",
+                     f"--callgrind-out-file={out}",
+                     python, "-c", child, variant, args.app, args.endpoint, str(n), "1"],
+                    env=dict(env, SPYGLASS_METRICS_PORT=str(free_port())),
+                    capture_output=True, text=True, timeout=1800)
+                found = re.search(r"Collected : (\d+)", run.stderr)
+                if run.returncode != 0 or not found:
+                    raise SystemExit(f"instructions: {variant} failed:\n{run.stderr[-2000:]}")
+                counts.append((_main_thread_ir(out), int(found.group(1))))
+            main_ir = (counts[1][0] - counts[0][0]) / (n2 - n1)
+            all_ir = (counts[1][1] - counts[0][1]) / (n2 - n1)
+            if variant == "bare":
+                base = (main_ir, all_ir)
+            cells = [f"{main_ir:,.0f}", "-", f"{all_ir:,.0f}", "-"]
+            if base is not None and variant != "bare":
+                cells[1], cells[3] = f"+{main_ir - base[0]:,.0f}", f"+{all_ir - base[1]:,.0f}"
+            print(f"| {variant} | {' | '.join(cells)} |", flush=True)
     return 0
 
 
-def _server_main(args: argparse.Namespace) -> int:
-    sys.path.insert(0, str(HERE))
-    sys.path.insert(0, str(HERE / "apps"))
+def _counts(args: argparse.Namespace) -> tuple[int, int]:
+    n1, n2 = (int(n) for n in args.requests.split(","))
+    return n1, n2
+
+
+@contextlib.contextmanager
+def _workspace(args: argparse.Namespace) -> Iterator[tuple[str, Path, Any]]:
+    """A scratch directory with the apps' database, where callgrind files go (or ``--keep``),
+    and the nginx sink the agent exports to."""
     import common
 
-    from harness.contenders import launch
-    from harness.procs import free_port, http_get, leaf_worker, wait_http
     from harness.sink import NginxSink
 
-    n1, n2 = (int(n) for n in args.requests.split(","))
-    variants = [v for v in args.variants.split(",") if v and v != "pure-python"]
     with tempfile.TemporaryDirectory(prefix="spyglass-ir-") as tmp:
         out_dir = args.keep or Path(tmp)
         out_dir.mkdir(parents=True, exist_ok=True)
-        app_env = {"BENCH_WORK_ITERS": str(args.work_iters), "BENCH_DB": f"{tmp}/bench.sqlite3",
-                   "BENCH_LOG_FILE": f"{tmp}/app.log"}
-        common.ensure_db(app_env["BENCH_DB"])
+        common.ensure_db(f"{tmp}/bench.sqlite3")
         sink = NginxSink(Path(tmp) / "sink")
         sink.start()
         try:
-            print(f"{args.app} {args.endpoint} under its server: callgrind instructions per "
-                  f"request, the worker's main thread (N = {n1} and {n2})\n\n"
-                  "| contender | Ir/request | vs bare |\n|---|---|---|")
-            base: float | None = None
-            for variant in variants:
-                counts = []
-                for n in (n1, n2):
-                    port = free_port()
-                    extra = ["--timeout", "900"] if args.app == "flask" else []
-                    spec = launch(variant, args.app, port, sink.url, free_port(), free_port(),
-                                  app_env, extra=extra)
-                    prefix = f"{out_dir}/callgrind.server.{args.app}.{variant}.{n}"
-                    with open(f"{prefix}.log", "wb") as log:
-                        proc = subprocess.Popen(
-                            ["valgrind", "--tool=callgrind", "--trace-children=yes",
-                             "--separate-threads=yes", f"--callgrind-out-file={prefix}.%p",
-                             *spec.argv], env=spec.env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-                    try:
-                        url = f"http://127.0.0.1:{port}"
-                        wait_http(f"{url}/hello", timeout=900, proc=proc, want=200)
-                        worker = leaf_worker(proc.pid)
-                        for _ in range(50 + n):
-                            status, _ = http_get(url + args.endpoint, timeout=120)
-                            if status != 200:
-                                raise SystemExit(f"instructions: {variant} answered {status}")
-                    finally:
-                        os.killpg(proc.pid, 15)
-                        proc.wait(600)
-                    counts.append(_main_thread_ir(f"{prefix}.{worker}"))
-                per = (counts[1] - counts[0]) / (n2 - n1)
-                if variant == "bare":
-                    base = per
-                added = f"+{per - base:,.0f}" if base is not None and variant != "bare" else "-"
-                print(f"| {variant} | {per:,.0f} | {added} |", flush=True)
+            yield tmp, out_dir, sink
         finally:
             sink.stop()
+
+
+#: ``--server`` takes run.py's contenders; the in-process name of the pure build, ``pure-python``,
+#: means the same there.
+_SERVER_VARIANTS = {"bare": "bare", "spyglass": "spyglass", "spyglass-pure": "spyglass-pure",
+                    "pure-python": "spyglass-pure"}
+
+
+def _server_main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    from harness.contenders import launch
+    from harness.procs import Server, free_port, http_get, leaf_worker, wait_http
+
+    names = [v for v in args.variants.split(",") if v]
+    unknown = set(names) - set(_SERVER_VARIANTS)
+    if unknown:
+        parser.error(f"unknown --variants {sorted(unknown)} for --server; choose from "
+                     f"{', '.join(_SERVER_VARIANTS)}")
+    n1, n2 = _counts(args)
+    extra = ["--timeout", "900"] if args.app == "flask" else []  # gunicorn's worker is slow here
+    with _workspace(args) as (tmp, out_dir, sink):
+        app_env = {"BENCH_WORK_ITERS": str(args.work_iters), "BENCH_DB": f"{tmp}/bench.sqlite3",
+                   "BENCH_LOG_FILE": f"{tmp}/app.log"}
+        print(f"{args.app} {args.endpoint} under its server: callgrind instructions per "
+              f"request, the worker's main thread (N = {n1} and {n2})\n\n"
+              "| contender | Ir/request | vs bare |\n|---|---|---|")
+        base: float | None = None
+        for variant in dict.fromkeys(_SERVER_VARIANTS[v] for v in names):
+            counts = []
+            for n in (n1, n2):
+                port = free_port()
+                spec = launch(variant, args.app, port, sink.url, free_port(), free_port(),
+                              app_env, extra=extra)
+                prefix = f"{out_dir}/callgrind.server.{args.app}.{variant}.{n}"
+                with open(f"{prefix}.log", "wb") as log:
+                    proc = subprocess.Popen(
+                        ["valgrind", "--tool=callgrind", "--trace-children=yes",
+                         "--separate-threads=yes", f"--callgrind-out-file={prefix}.%p",
+                         *spec.argv], env=spec.env, stdout=log, stderr=subprocess.STDOUT,
+                        start_new_session=True)
+                url = f"http://127.0.0.1:{port}"
+                server = Server(proc, proc.pid, 0.0)
+                try:
+                    wait_http(f"{url}/hello", timeout=900, proc=proc, want=200)
+                    server.worker = leaf_worker(proc.pid)
+                    for _ in range(50 + n):  # 50 warm-up requests, cancelled by the difference
+                        status, _body = http_get(url + args.endpoint, timeout=120)
+                        if status != 200:
+                            raise SystemExit(f"instructions: {variant} answered {status}")
+                finally:
+                    server.stop(timeout=600)  # callgrind writes its files at exit
+                counts.append(_main_thread_ir(f"{prefix}.{server.worker}"))
+            per = (counts[1] - counts[0]) / (n2 - n1)
+            if variant == "bare":
+                base = per
+            added = f"+{per - base:,.0f}" if base is not None and variant != "bare" else "-"
+            print(f"| {variant} | {per:,.0f} | {added} |", flush=True)
     return 0
 
 
