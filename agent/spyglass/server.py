@@ -157,7 +157,9 @@ def _propagation_fields() -> tuple[frozenset[bytes] | None, frozenset[str] | Non
     """(header names, WSGI environ keys) the global propagator reads, or (None, None) when
     it is one whose headers we cannot know (then every request runs ``extract``)."""
     global _fields_of
-    textmap = propagate.get_global_textmap()
+    # What propagate.get_global_textmap() returns (its module global), read without an
+    # interpreted call per request; through the function where that global is not there.
+    textmap = getattr(propagate, "_HTTP_TEXT_FORMAT", None) or propagate.get_global_textmap()
     if _fields_of[0] is textmap:
         return _fields_of[1], _fields_of[2]
     headers: frozenset[bytes] | None = None
@@ -215,7 +217,7 @@ def begin(method: Any, path: Any, query: Any, scheme: Any, host: Any, user_agent
             state.token = attach_span(span, parent)
         if _request_watch is not None:
             _request_watch.start(state)
-        inst = _metrics.get()
+        inst = _metrics._instruments
         if inst is not None:
             inst.http_server_active.labels().inc()
         return state
@@ -270,7 +272,7 @@ def finish(state: RequestState, exc: BaseException | None = None) -> None:
             if fields[3] & 1:  # sampled
                 trace_id, span_id = fields[0], fields[1]
             span.end()
-        inst = _metrics.get()
+        inst = _metrics._instruments
         if inst is not None:
             inst.http_server_active.labels().dec()
             inst.http_server_duration.labels(state.method, route, str(status)).observe(

@@ -32,7 +32,7 @@ from typing import Any
 from opentelemetry.trace import SpanKind, StatusCode
 from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 
-from spyglass.spans import context_fields
+from spyglass.spans import UNSET_STATUS, context_fields
 
 __all__ = ["CONTENT_TYPE", "encode_request", "encode_span", "encode_spans"]
 
@@ -222,12 +222,17 @@ def as_record(span: Any) -> Record:
     else:
         fields = context_fields(parent)
         parent_id, parent_remote = fields[1], fields[2]
+    # A light span's status stays the shared UNSET one unless set: its fields are Python
+    # properties, two interpreted calls per span, so that one is known without reading them.
+    if status is None or status is UNSET_STATUS:
+        code, description = 0, ""
+    else:
+        code, description = _code_value(status.status_code), status.description or ""
     return (scope_index(span.resource, span.instrumentation_scope), span.name, trace_id,
             span_id, parent_id, parent_remote, _kind_value(span.kind), span.start_time or 0,
             span.end_time or 0, span.attributes,
             tuple((e.name, e.attributes, e.timestamp or 0) for e in events) if events else (),
-            _code_value(status.status_code) if status is not None else 0,
-            (status.description or "") if status is not None else "",
+            code, description,
             _trace_state(trace_state), span.dropped_attributes,
             span.dropped_events,
             tuple((link.context.trace_id, link.context.span_id, link.context.is_remote,

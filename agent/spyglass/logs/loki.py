@@ -27,6 +27,7 @@ import threading
 import time
 from collections.abc import Sequence
 
+from spyglass import forksafe
 from spyglass.config import Config
 from spyglass.export.batch import BatchWorker
 from spyglass.export.http import Poster
@@ -84,10 +85,15 @@ class LokiPusher:
                                                       max_queue=config.max_queue_size)
 
     def record(self, record: logging.LogRecord) -> None:
-        try:
-            message = record.getMessage()
-        except Exception:  # noqa: BLE001 - a bad format string is the app's bug, not ours
-            message = str(record.msg)
+        # The app's handlers ran first (logs.tap), and a Formatter among them left the
+        # formatted message on the record: logging's own cache, reused rather than formatting
+        # the message a second time (an interpreted getMessage call per line).
+        message = record.__dict__.get("message")
+        if message.__class__ is not str:
+            try:
+                message = record.getMessage()
+            except Exception:  # noqa: BLE001 - a bad format string is the app's bug, not ours
+                message = str(record.msg)
         if record.exc_info and record.exc_info[0] is not None:
             import traceback
 
@@ -124,6 +130,18 @@ class LokiPusher:
 
 
 _pusher: LokiPusher | None = None
+_get_ident = threading.get_ident
+#: The thread that started the agent (the main thread; after a fork, the forking one, which
+#: is the child's main thread). It is never one of the agent's ``spyglass-*`` threads, so
+#: records from it skip the ``current_thread().name`` check (two interpreted calls a line).
+_main_ident = [threading.get_ident()]
+
+
+def _reset_main_ident() -> None:
+    _main_ident[0] = threading.get_ident()
+
+
+forksafe.register_after_in_child(_reset_main_ident)
 
 
 def install(config: Config) -> LokiPusher:
@@ -133,8 +151,9 @@ def install(config: Config) -> LokiPusher:
     threshold = logging.getLevelName(config.log_level.upper())
 
     def consume(record: logging.LogRecord) -> None:
-        if record.name.startswith(_SKIP_LOGGERS) or threading.current_thread().name.startswith(
-                "spyglass-"):
+        if record.name.startswith(_SKIP_LOGGERS) or (
+                _get_ident() != _main_ident[0]
+                and threading.current_thread().name.startswith("spyglass-")):
             return
         pusher.record(record)
 

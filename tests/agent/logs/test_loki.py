@@ -1,0 +1,147 @@
+"""The Loki shipper's per-record work: the message it reuses, and the records it skips.
+
+``LokiPusher.record`` reuses the message a Formatter of the app's own handlers already left on
+the record (logging's cache) instead of formatting it again, and the consumer skips records
+from the agent's ``spyglass-*`` threads without asking the main thread for its name, also in
+a forked child. Each behaviour is checked against what a second ``getMessage`` or a thread-name
+check would have produced, so a regression in either direction fails.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+from spyglass.config import load_config
+from spyglass.logs.loki import LokiPusher
+
+
+class _Collect:
+    def __init__(self) -> None:
+        self.items: list[Any] = []
+
+    def put(self, item: Any) -> None:
+        self.items.append(item)
+
+
+class _CountingRecord(logging.LogRecord):
+    calls = 0
+
+    def getMessage(self) -> str:
+        type(self).calls += 1
+        return super().getMessage()
+
+
+def _pusher(tmp_path: Path) -> tuple[LokiPusher, _Collect]:
+    config = load_config(environ={"SPYGLASS_LOKI_URL": "http://127.0.0.1:9"}, cwd=tmp_path)
+    pusher = LokiPusher(config)
+    sink = _Collect()
+    pusher.worker = sink  # type: ignore[assignment]
+    return pusher, sink
+
+
+def _line(item: Any) -> str:
+    return str(json.loads(item[1])[1])
+
+
+def test_a_formatted_record_is_not_formatted_again(tmp_path: Path) -> None:
+    pusher, sink = _pusher(tmp_path)
+    record = _CountingRecord("app", logging.INFO, __file__, 1, "order %s placed", (42,), None)
+    logging.Formatter("%(levelname)s %(message)s").format(record)  # what the app's handler did
+    _CountingRecord.calls = 0
+    pusher.record(record)
+    assert _CountingRecord.calls == 0
+    assert _line(sink.items[0]).endswith('msg="order 42 placed"')
+
+
+def test_an_unformatted_record_is_formatted_here(tmp_path: Path) -> None:
+    pusher, sink = _pusher(tmp_path)
+    record = _CountingRecord("app", logging.INFO, __file__, 1, "order %s placed", (43,), None)
+    _CountingRecord.calls = 0
+    pusher.record(record)
+    assert _CountingRecord.calls == 1
+    assert _line(sink.items[0]).endswith('msg="order 43 placed"')
+    # A bad format string is the app's bug: the raw message is shipped, nothing raises.
+    bad = logging.LogRecord("app", logging.INFO, __file__, 1, "needs %d", ("x",), None)
+    pusher.record(bad)
+    assert _line(sink.items[1]).endswith('msg="needs %d"')
+
+
+_THREADS_SCRIPT = textwrap.dedent("""
+    import json, logging, os, sys, threading
+    from spyglass.config import load_config
+    from spyglass.logs import loki
+
+    pusher = loki.install(load_config(environ={"SPYGLASS_LOKI_URL": "http://127.0.0.1:9"}))
+    shipped = []
+    name_checks = [0]
+    real_current_thread = threading.current_thread
+
+    def counting_current_thread():
+        name_checks[0] += 1
+        return real_current_thread()
+
+    threading.current_thread = counting_current_thread
+
+    class Collect:
+        def put(self, item):
+            shipped.append(json.loads(item[1])[1].rsplit("msg=", 1)[1].strip('"'))
+        def flush(self, timeout=None):
+            return True
+
+    pusher.worker = Collect()
+    log = logging.getLogger("app")
+    log.setLevel(logging.DEBUG)
+
+    def in_thread(name, target, *args):
+        t = threading.Thread(target=target, args=args, name=name)
+        t.start()
+        t.join()
+
+    def emit(tag):
+        # Records below the shipping level (INFO) never reach the shipper: what logging's own
+        # LogRecord costs in current_thread() calls is the baseline.
+        name_checks[0] = 0
+        log.debug("not shipped " + tag)
+        baseline = name_checks[0]
+        name_checks[0] = 0
+        log.info("main " + tag)
+        checks_on_main = name_checks[0] - baseline
+        in_thread("worker-1", log.info, "app thread " + tag)
+        in_thread("spyglass-traces", log.info, "agent thread " + tag)
+        return checks_on_main
+
+    def fork_here():
+        # Forked from a thread that is not the main one: in the child it becomes the main
+        # thread, which the shipper must learn (forksafe) to keep its fast path.
+        pid = os.fork()
+        if pid == 0:
+            shipped.clear()
+            checks = emit("child")
+            print(json.dumps([shipped, checks]))
+            sys.stdout.flush()
+            os._exit(0)
+        os.waitpid(pid, 0)
+
+    checks = emit("parent")
+    parent = list(shipped)
+    in_thread("forker", fork_here)
+    print(json.dumps([parent, checks]))
+""")
+
+
+def test_agent_threads_are_skipped_in_parent_and_forked_child() -> None:
+    out = subprocess.run([sys.executable, "-c", _THREADS_SCRIPT], capture_output=True,
+                         text=True, timeout=60, check=True).stdout.splitlines()
+    (child, child_checks), (parent, parent_checks) = json.loads(out[0]), json.loads(out[1])
+    assert parent == ["main parent", "app thread parent"]
+    assert child == ["main child", "app thread child"]
+    # The main thread's records skip the thread-name check, also in a child forked from
+    # another thread (whose main thread is that one).
+    assert parent_checks == 0
+    assert child_checks == 0
