@@ -331,14 +331,28 @@ def instrumentation_provider() -> trace.TracerProvider:
 
 _CLIENT = trace.SpanKind.CLIENT
 _server_scope: Any = None  # the server spans' InstrumentationScope, set by setup()
+#: The scope of spans whose integration scrubs what it sets itself (spyglass.sqlite3).
+_self_scrubbed_scope: Any = None
+
+
+def self_scrubbed_tracer(name: str) -> Any:
+    """A light tracer for an integration of ours that scrubs its spans' attributes itself
+    (so ending one skips the generic scrub pass); only one such scope is kept."""
+    global _self_scrubbed_scope
+    tracer = instrumentation_provider().get_tracer(name)
+    if isinstance(tracer, LightTracer):
+        _self_scrubbed_scope = tracer.scope
+    return tracer
 
 
 def _light_span_ended(span: LightSpan) -> None:
     """Scrub, derive dependency metrics, queue for export: the SDK processors' jobs."""
     try:
         attrs = span.attributes
-        # The server span's attributes are ours, already clipped and scrubbed (server.py).
-        if attrs and span.instrumentation_scope is not _server_scope:
+        # The server span's attributes are ours, already clipped and scrubbed (server.py),
+        # and so are the sqlite3 spans' (integrations/_sqlite3_span.py).
+        scope = span.instrumentation_scope
+        if attrs and scope is not _server_scope and scope is not _self_scrubbed_scope:
             for key, value in _scrubbed(attrs):
                 attrs[key] = value
         if span.kind is _CLIENT and span.end_time is not None:

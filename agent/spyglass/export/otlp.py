@@ -32,7 +32,7 @@ from typing import Any
 from opentelemetry.trace import SpanKind, StatusCode
 from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 
-from spyglass.spans import UNSET_STATUS, context_fields
+from spyglass.spans import UNSET_STATUS, LightSpan, context_fields
 
 __all__ = ["CONTENT_TYPE", "encode_request", "encode_span", "encode_spans"]
 
@@ -101,7 +101,11 @@ def _any_value(value: Any) -> bytes:
 
 
 _KEYS: dict[str, bytes] = {}
-_KV_CACHE: dict[tuple[bytes, str, str | int], bytes] = {}
+#: Encoded ``KeyValue`` fields by field tag, then key, then value: method, scheme, route,
+#: host, user agent, status code... repeat on every span. Two lookups by str (whose hash is
+#: cached) per attribute, and no (tag, key, value) tuple built for the lookup.
+_KV_CACHE: dict[bytes, dict[str, dict[str | int, bytes]]] = {}
+_KV_COUNT = [0]
 _CACHE_MAX = 4096
 
 
@@ -124,19 +128,27 @@ def _attributes(tag: bytes, attributes: Mapping[str, Any] | None) -> list[bytes]
     if not attributes:
         return []
     out = []
-    cache = _KV_CACHE
+    by_key = _KV_CACHE.get(tag)
+    if by_key is None:
+        by_key = _KV_CACHE[tag] = {}
     for key, value in attributes.items():
         cls = value.__class__
         if cls is str or cls is int:
-            # Method, scheme, route, host, user agent, status code...: a few values repeat on
-            # every span. (bool is not int here: its encoding differs.)
-            hit = cache.get((tag, key, value))
+            # (bool is not int here: its encoding differs.)
+            values = by_key.get(key)
+            hit = values.get(value) if values is not None else None
             if hit is None:
                 hit = _field(tag, _key_value(key, value))
                 if cls is int or len(value) <= 256:
-                    if len(cache) >= _CACHE_MAX:
-                        cache.clear()
-                    cache[(tag, key, value)] = hit
+                    if _KV_COUNT[0] >= _CACHE_MAX:
+                        by_key.clear()
+                        _KV_CACHE.clear()
+                        _KV_CACHE[tag] = by_key
+                        _KV_COUNT[0] = 0
+                    if values is None:
+                        values = by_key[key] = {}
+                    values[value] = hit
+                    _KV_COUNT[0] += 1
             out.append(hit)
             continue
         try:
@@ -361,8 +373,86 @@ Encoded = tuple[int, bytes]
 
 def encode_span(span: Any) -> Encoded:
     """One finished span (a record or a ``ReadableSpan``-shaped object), encoded."""
+    if span.__class__ is LightSpan:
+        encoded = _light_span(span)
+        if encoded is not None:
+            return encoded
     rec = span if span.__class__ is tuple else as_record(span)
     return rec[0], _field(b"\x12", _span(rec))
+
+
+# (scope, resource, index) of the pairs light spans ended with lately: a request's spans come
+# from two or three tracers, found here by identity, with no (id, id) key built per span.
+_RECENT_SCOPES: list[tuple[Any, Any, int]] = []
+
+
+def _scope_of(resource: Any, scope: Any) -> int:
+    for known_scope, known_resource, index in _RECENT_SCOPES:
+        if known_scope is scope and known_resource is resource:
+            return index
+    index = scope_index(resource, scope)
+    if len(_RECENT_SCOPES) >= 8:
+        del _RECENT_SCOPES[0]
+    _RECENT_SCOPES.append((scope, resource, index))
+    return index
+
+
+def _kind_field(kind: Any) -> bytes | None:
+    """The encoded kind field of a ``SpanKind`` member, compared by identity (``id()`` would
+    allocate an int per span); None for anything else."""
+    if kind is SpanKind.SERVER:
+        return _KIND[1]
+    if kind is SpanKind.CLIENT:
+        return _KIND[2]
+    if kind is SpanKind.INTERNAL:
+        return _KIND[0]
+    if kind is SpanKind.PRODUCER:
+        return _KIND[3]
+    if kind is SpanKind.CONSUMER:
+        return _KIND[4]
+    return None
+
+
+def _light_span(span: LightSpan) -> Encoded | None:
+    """The common light span (no status, events, links, drops or trace state), encoded from
+    its fields as :func:`_span` encodes its record, without building the record: a server or
+    DB span ends on every request. None: take the general path (the same bytes)."""
+    if (span.status is not UNSET_STATUS or span.events or span.links or span.dropped_attributes
+            or span.dropped_events):
+        return None
+    name = span.name
+    kind = _kind_field(span.kind)
+    start, end = span.start_time, span.end_time
+    fields = context_fields(span.context)
+    if (name.__class__ is not str or kind is None or start.__class__ is not int
+            or end.__class__ is not int or not (0 <= start <= _M64 and 0 <= end <= _M64)):
+        return None
+    trace_state = fields[4]
+    if trace_state is not None and trace_state is not DEFAULT_TRACE_STATE and trace_state:
+        return None
+    trace_id, span_id = fields[0], fields[1]
+    parent = span.parent
+    if parent is None:
+        parent_id = 0
+        parent_remote = False
+    else:
+        parent_fields = context_fields(parent)
+        parent_id, parent_remote = parent_fields[1], parent_fields[2]
+    encoded_name = name.encode("utf-8", "surrogateescape")
+    n = len(encoded_name)
+    if parent_id:
+        head = _HEAD_PARENT(b"\x0a\x10", trace_id >> 64, trace_id & _M64, b"\x12\x08",
+                            span_id, b"\x22\x08", parent_id)
+        tail = _FLAGS[_HAS_IS_REMOTE | _IS_REMOTE if parent_remote else _HAS_IS_REMOTE]
+    else:
+        head = _HEAD(b"\x0a\x10", trace_id >> 64, trace_id & _M64, b"\x12\x08", span_id)
+        tail = _FLAGS[_HAS_IS_REMOTE]
+    body = b"".join((head, b"\x2a", _SMALL[n] if n < 16384 else _varint_slow(n), encoded_name,
+                     kind, _TIMES(b"\x39", start, b"\x41", end),
+                     *_attributes(b"\x4a", span.attributes), b"\x7a\x00", tail))
+    size = len(body)
+    return (_scope_of(span.resource, span.instrumentation_scope),
+            b"".join((b"\x12", _SMALL[size] if size < 16384 else _varint_slow(size), body)))
 
 
 def encode_request(encoded: Iterable[Encoded]) -> bytes:

@@ -13,6 +13,7 @@ from typing import Any
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from spyglass.scrub import scrub_sql
 from spyglass.spans import current_context
 
 __all__ = ["namespace", "set_tracer", "traced"]
@@ -51,7 +52,9 @@ def traced(cursor: Any, method: Any, sql: Any, *args: Any) -> Any:
     if ns:
         attrs["db.namespace"] = ns
     if isinstance(sql, str):
-        attrs["db.query.text"] = sql
+        # Scrubbed here, not when the span ends (tracing.self_scrubbed_tracer): nothing else
+        # can set attributes on this span, which is never made current.
+        attrs["db.query.text"] = scrub_sql(sql)
     if op:
         attrs["db.operation.name"] = op
     span = tracer.start_span(op or "sqlite", kind=SpanKind.CLIENT, attributes=attrs)

@@ -32,9 +32,10 @@ def setup_once(config: Config) -> None:
     import sqlite3
     import sqlite3.dbapi2
 
-    from spyglass.tracing import instrumentation_provider
+    from spyglass.tracing import self_scrubbed_tracer
 
-    _sqlite3_span.set_tracer(instrumentation_provider().get_tracer("spyglass.sqlite3"))
+    # Its spans carry only what _sqlite3_span sets, the statement already scrubbed there.
+    _sqlite3_span.set_tracer(self_scrubbed_tracer("spyglass.sqlite3"))
     original = sqlite3.connect
     if getattr(original, "__spyglass__", False):
         return

@@ -177,3 +177,52 @@ def test_span_context_fields_read_by_index_match_its_properties(
     fast = encode_spans(spans)
     monkeypatch.setattr(spans_module, "CONTEXT_IS_TUPLE", False)
     assert encode_spans(spans) == fast
+
+
+def test_light_spans_encode_as_their_records() -> None:
+    """The common light span (a server or DB span) is encoded straight from its fields
+    (``otlp._light_span``), any other through its record: both give the general path's bytes,
+    which decode as the spans' own fields."""
+    from spyglass.export import otlp
+    from spyglass.spans import LightTracerProvider
+
+    ended: list = []
+    light = LightTracerProvider(TracerProvider(resource=Resource.create({"service.name": "l"})),
+                                ended.append)
+    tracer = light.get_tracer("light.scope", "1.0")
+    other = light.get_tracer("other.scope")
+    remote = SpanContext(0x0AF7651916CD43DD8448EB211C80319C, 0xB7AD6B7169203331, is_remote=True,
+                         trace_flags=TraceFlags(1))
+    root = tracer.start_span("GET", kind=SpanKind.SERVER,
+                             attributes={"http.request.method": "GET", "url.path": "/x",
+                                         "n": 3, "f": 0.5, "b": True, "l": ["a", "b"]})
+    root.set_attribute("http.response.status_code", 200)
+    root.update_name("GET /x")
+    child = other.start_span("SELECT", context=set_span_in_context(root), kind=SpanKind.CLIENT,
+                             attributes={"db.system.name": "sqlite"})
+    child.end()
+    failed = tracer.start_span("boom", context=set_span_in_context(root))
+    failed.set_status(Status(StatusCode.ERROR, "bad"))
+    failed.end()
+    with_event = tracer.start_span("evented", context=set_span_in_context(root),
+                                   kind=SpanKind.PRODUCER)
+    with_event.add_event("e", {"k": "v"})
+    with_event.end()
+    from_remote = other.start_span("remote child", kind=SpanKind.CONSUMER,
+                                   context=set_span_in_context(NonRecordingSpan(remote)))
+    from_remote.end()
+    root.end()
+    assert len(ended) == 5
+    fast = [s for s in ended if otlp._light_span(s) is not None]
+    assert {s.name for s in fast} == {"SELECT", "remote child", "GET /x"}
+    for span in ended:
+        rec = otlp.as_record(span)
+        assert otlp.encode_span(span) == (rec[0], otlp._field(b"\x12", otlp._span(rec)))
+    decoded = ExportTraceServiceRequest.FromString(encode_spans(ended))
+    got = {sp.name: sp for r in decoded.resource_spans for s in r.scope_spans for sp in s.spans}
+    assert got["SELECT"].parent_span_id == root.get_span_context().span_id.to_bytes(8, "big")
+    assert got["remote child"].trace_id == remote.trace_id.to_bytes(16, "big")
+    assert got["remote child"].flags == 0x300  # has is_remote, parent is remote
+    assert [(a.key, a.value.int_value) for a in got["GET /x"].attributes if a.key == "n"] == [
+        ("n", 3)]
+    assert got["GET /x"].kind == 2 and got["SELECT"].kind == 3  # SERVER, CLIENT
