@@ -57,10 +57,27 @@ _request_watch: Any = None  # spyglass.profiling.watchdog.Watchdog: start(state)
 _exception_hooks: list[Callable[[BaseException, trace.Span], None]] = []
 
 
+_active_by_watch = False  # the watchdog's thread keeps the in-flight gauge
+
+
 def set_request_watch(watch: Any) -> None:
-    """The slow-request watchdog; its start/stop cost one dict insert/delete per request."""
-    global _request_watch
+    """The slow-request watchdog; its start/stop cost one dict insert/delete per request.
+
+    It also knows the requests in flight, and its thread writes the in-flight gauge at every
+    check, so a request does not write it on the way in and out (two metric writes, each
+    under the store's lock): the gauge is then at most a check interval (1 s) old, like any
+    periodically exported gauge.
+    """
+    global _request_watch, _active_by_watch
     _request_watch = watch
+    report = getattr(watch, "report_active", None)
+    _active_by_watch = bool(report(_set_active)) if report is not None else False
+
+
+def _set_active(count: int) -> None:
+    inst = _metrics._instruments
+    if inst is not None:
+        inst.http_server_active.labels().set(count)
 
 
 def add_exception_hook(hook: Callable[[BaseException, trace.Span], None]) -> None:
@@ -217,9 +234,10 @@ def begin(method: Any, path: Any, query: Any, scheme: Any, host: Any, user_agent
             state.token = attach_span(span, parent)
         if _request_watch is not None:
             _request_watch.start(state)
-        inst = _metrics._instruments
-        if inst is not None:
-            inst.http_server_active.labels().inc()
+        if not _active_by_watch:
+            inst = _metrics._instruments
+            if inst is not None:
+                inst.http_server_active.labels().inc()
         return state
     except Exception:  # noqa: BLE001
         get_logger().debug("begin request failed", exc_info=True)
@@ -274,7 +292,8 @@ def finish(state: RequestState, exc: BaseException | None = None) -> None:
             span.end()
         inst = _metrics._instruments
         if inst is not None:
-            inst.http_server_active.labels().dec()
+            if not _active_by_watch:
+                inst.http_server_active.labels().dec()
             inst.http_server_duration.labels(state.method, route, str(status)).observe(
                 duration, trace_id, span_id)
         for after in _after_request:

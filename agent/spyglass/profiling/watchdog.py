@@ -77,7 +77,15 @@ class Watchdog:
         self._disabled = False
         self._running = False
         self._wake = threading.Event()
+        self._report_active: Any = None
         forksafe.register_after_in_child(self._after_fork)
+
+    def report_active(self, setter: Any) -> bool:
+        """Call ``setter(n)`` with the number of requests in flight at every check (at most
+        ``check_interval`` apart, 1 s by default), so the request path need not write the
+        in-flight gauge twice per request; it goes on after captures are switched off."""
+        self._report_active = setter
+        return True
 
     # ------------------------------------------------------------------ per request (hot)
 
@@ -95,7 +103,7 @@ class Watchdog:
     # ------------------------------------------------------------------ the thread
 
     def _ensure_thread(self) -> None:
-        if self._running or self._disabled:
+        if self._running or (self._disabled and self._report_active is None):
             return
         self._running = True
         self._wake = threading.Event()
@@ -116,8 +124,16 @@ class Watchdog:
     def _loop(self) -> None:
         wake = self._wake
         while not wake.wait(self.check_interval):
+            report = self._report_active
+            if report is not None:
+                try:
+                    report(len(self._inflight))
+                except Exception:  # noqa: BLE001
+                    get_logger().debug("in-flight gauge failed", exc_info=True)
             if self._disabled:
-                break
+                if report is None:
+                    break
+                continue
             try:
                 self.check()
             except Exception:  # noqa: BLE001

@@ -1,4 +1,4 @@
-"""A small Flask app for the robustness tests: plain routes, logging, a crash route.
+"""A small Flask app for the robustness tests: plain routes, logging, a slow and a crash route.
 
 Runs under gunicorn (``gunicorn flask_app:app``) or as a script (``python flask_app.py PORT``,
 Werkzeug's development server), always without any Spyglass import: the agent must come from
@@ -41,6 +41,14 @@ def emit_log(tag: str) -> str:
     log.info("request log %s", tag)
     isolated.warning("isolated log %s", tag)
     return f"logged {tag}"
+
+
+@app.get("/sleep/<float:seconds>")
+def sleep(seconds: float) -> str:
+    import time
+
+    time.sleep(min(seconds, 30.0))
+    return "slept"
 
 
 @app.get("/boom")
