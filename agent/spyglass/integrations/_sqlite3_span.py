@@ -41,11 +41,12 @@ def _operation(sql: Any) -> str:
     return ""
 
 
-def traced(cursor: Any, method: Any, sql: Any, *args: Any) -> Any:
-    """Run ``method(sql, *args)`` inside a CLIENT span, unless instrumentation is suppressed."""
+def traced(cursor: Any, method: Any, sql: Any, args: Any) -> Any:
+    """Run ``method(cursor, sql, *args)`` (the cursor class's own method) inside a CLIENT
+    span, unless instrumentation is suppressed."""
     tracer = _tracer
     if tracer is None or current_context().get(_SUPPRESS_INSTRUMENTATION_KEY):
-        return method(sql, *args)
+        return method(cursor, sql, *args)
     op = _operation(sql)
     attrs = {"db.system.name": "sqlite"}
     ns = getattr(cursor.connection, "_spyglass_namespace", "")
@@ -59,7 +60,7 @@ def traced(cursor: Any, method: Any, sql: Any, *args: Any) -> Any:
         attrs["db.operation.name"] = op
     span = tracer.start_span(op or "sqlite", kind=SpanKind.CLIENT, attributes=attrs)
     try:
-        return method(sql, *args)
+        return method(cursor, sql, *args)
     except Exception as exc:
         span.record_exception(exc)
         span.set_attribute("error.type", type(exc).__qualname__)

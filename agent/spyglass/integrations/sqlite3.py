@@ -61,18 +61,23 @@ def setup_once(config: Config) -> None:
 
 
 @functools.lru_cache(maxsize=64)
-def _cursor_class(base: type) -> type:
+def _cursor_class(base: Any) -> type:
+    # The base's methods, looked up once: what super().execute(...) would call, without a
+    # super object and a bound method made per statement (this class is interpreted).
+    execute, executemany, executescript = base.execute, base.executemany, base.executescript
+    traced = _sqlite3_span.traced
+
     class TracedCursor(base):
         __slots__ = ()
 
         def execute(self, sql: Any, *args: Any) -> Any:
-            return _sqlite3_span.traced(self, super().execute, sql, *args)
+            return traced(self, execute, sql, args)
 
         def executemany(self, sql: Any, *args: Any) -> Any:
-            return _sqlite3_span.traced(self, super().executemany, sql, *args)
+            return traced(self, executemany, sql, args)
 
         def executescript(self, sql: Any, *args: Any) -> Any:
-            return _sqlite3_span.traced(self, super().executescript, sql, *args)
+            return traced(self, executescript, sql, args)
 
     TracedCursor.__name__ = TracedCursor.__qualname__ = base.__name__
     TracedCursor.__module__ = base.__module__

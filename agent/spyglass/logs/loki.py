@@ -72,6 +72,24 @@ def _logfmt_value(value: str) -> str:
     return _quote_text(value)
 
 
+#: ``level=... logger=...`` by logger name and level: a service logs from a few loggers, and
+#: the name's logfmt quoting (a regex match) and the f-string are then done once.
+_HEADS: dict[str, dict[str, str]] = {}
+
+
+def _head(level: str, name: str) -> str:
+    by_level = _HEADS.get(name)
+    head = by_level.get(level) if by_level is not None else None
+    if head is None:
+        head = f"level={level} logger={_logfmt_value(name)}"
+        if by_level is None:
+            if len(_HEADS) >= 1024:
+                _HEADS.clear()
+            by_level = _HEADS[name] = {}
+        by_level[level] = head
+    return head
+
+
 class LokiPusher:
     """Formats records on the calling thread (cheaply) and pushes batches from a worker."""
 
@@ -99,7 +117,7 @@ class LokiPusher:
 
             message += "\n" + "".join(traceback.format_exception(*record.exc_info))
         level = _level_name(record.levelno)
-        head = f"level={level} logger={_logfmt_value(record.name)}"
+        head = _head(level, record.name)
         msg = _logfmt_value(message[:_MAX_LINE])
         ts = int(record.created * 1e9)
         fields = context_fields(current_span().get_span_context())
