@@ -15,7 +15,7 @@ import functools
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, Final
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
@@ -31,11 +31,11 @@ from spyglass.spans import detach as detach_context
 
 __all__ = ["UNMATCHED", "RequestState", "current", "set_route", "template"]
 
-UNMATCHED = "unmatched"
-_KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS",
+UNMATCHED: Final = "unmatched"
+_KNOWN_METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS",
                             "TRACE", "PATCH", "QUERY"})
-_MAX_ATTR = 1024
-_current: contextvars.ContextVar[RequestState | None] = contextvars.ContextVar(
+_MAX_ATTR: Final = 1024
+_current: Final[contextvars.ContextVar[RequestState | None]] = contextvars.ContextVar(
     "spyglass_request", default=None)
 _tracer: LightTracer | None = None
 _console: Callable[[RequestState], None] | None = None
@@ -159,9 +159,9 @@ class _HeadersGetter(Getter[list]):
         return [k.decode("latin-1").lower() for k, _ in carrier]
 
 
-_ENVIRON_GETTER = _EnvironGetter()
-_HEADERS_GETTER = _HeadersGetter()
-_EMPTY = otel_context.Context()
+_ENVIRON_GETTER: Final = _EnvironGetter()
+_HEADERS_GETTER: Final = _HeadersGetter()
+_EMPTY: Final = otel_context.Context()
 # Propagators whose ``fields`` name every header their ``extract`` reads; with only these
 # configured, a request that carries none of those headers skips ``extract`` altogether.
 _KNOWN_PROPAGATORS = frozenset({

@@ -24,7 +24,7 @@ import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, Final
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -65,9 +65,9 @@ def _tuple_layout() -> bool:
 
 #: ``SpanContext`` fields may be read by index (see :func:`_tuple_layout`).
 CONTEXT_IS_TUPLE = _tuple_layout()
-_new_tuple = tuple.__new__
-_MAX_TRACE_ID = (1 << 128) - 1
-_MAX_SPAN_ID = (1 << 64) - 1
+_new_tuple: Final = tuple.__new__
+_MAX_TRACE_ID: Final = (1 << 128) - 1
+_MAX_SPAN_ID: Final = (1 << 64) - 1
 
 
 def context_fields(ctx: Any) -> Any:
@@ -147,12 +147,12 @@ def detach(token: Any) -> None:
         otel_context.detach(token)
 
 
-_SAMPLED = TraceFlags(TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID)
-_NOT_SAMPLED = TraceFlags(TraceFlags.RANDOM_TRACE_ID)
-_UNSET = Status(StatusCode.UNSET)
+_SAMPLED: Final = TraceFlags(TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID)
+_NOT_SAMPLED: Final = TraceFlags(TraceFlags.RANDOM_TRACE_ID)
+_UNSET: Final = Status(StatusCode.UNSET)
 #: The status of every light span that nobody set one on (the encoder checks it by identity).
-UNSET_STATUS = _UNSET
-_MAX_EVENTS = 128
+UNSET_STATUS: Final = _UNSET
+_MAX_EVENTS: Final = 128
 
 
 def _ns(value: Any) -> int:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import struct
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
 from opentelemetry.trace import SpanKind, StatusCode
 from opentelemetry.trace.span import DEFAULT_TRACE_STATE
@@ -38,13 +38,13 @@ __all__ = ["CONTENT_TYPE", "encode_request", "encode_span", "encode_spans"]
 
 CONTENT_TYPE = "application/x-protobuf"
 
-_pack_q = struct.Struct("<Q").pack
-_pack_d = struct.Struct("<d").pack
-_pack_i = struct.Struct("<I").pack
+_pack_q: Final = struct.Struct("<Q").pack
+_pack_d: Final = struct.Struct("<d").pack
+_pack_i: Final = struct.Struct("<I").pack
 
 # Wire types: 0 varint, 1 fixed64, 2 length-delimited, 5 fixed32. tag = field << 3 | type.
-_HAS_IS_REMOTE = 0x100
-_IS_REMOTE = 0x200
+_HAS_IS_REMOTE: Final = 0x100
+_IS_REMOTE: Final = 0x200
 
 
 def _varint_slow(value: int) -> bytes:
@@ -59,7 +59,7 @@ def _varint_slow(value: int) -> bytes:
 
 
 # Every length below 16 KiB as its varint, built without a per-value loop (startup cost).
-_SMALL = [bytes((i,)) for i in range(128)] + [
+_SMALL: Final = [bytes((i,)) for i in range(128)] + [
     bytes((lo | 0x80, hi)) for hi in range(1, 128) for lo in range(128)]
 
 
@@ -100,13 +100,13 @@ def _any_value(value: Any) -> bytes:
     raise TypeError(f"cannot encode a {type(value).__name__} attribute")
 
 
-_KEYS: dict[str, bytes] = {}
+_KEYS: Final[dict[str, bytes]] = {}
 #: Encoded ``KeyValue`` fields by field tag, then key, then value: method, scheme, route,
 #: host, user agent, status code... repeat on every span. Two lookups by str (whose hash is
 #: cached) per attribute, and no (tag, key, value) tuple built for the lookup.
-_KV_CACHE: dict[bytes, dict[str, dict[str | int, bytes]]] = {}
-_KV_COUNT = [0]
-_CACHE_MAX = 4096
+_KV_CACHE: Final[dict[bytes, dict[str, dict[str | int, bytes]]]] = {}
+_KV_COUNT: Final = [0]
+_CACHE_MAX: Final = 4096
 
 
 def _key(key: str) -> bytes:
@@ -161,7 +161,7 @@ def _attributes(tag: bytes, attributes: Mapping[str, Any] | None) -> list[bytes]
 # --------------------------------------------------------------------------- spans
 
 # SDK SpanKind (INTERNAL=0 .. CONSUMER=4) -> proto SpanKind field (INTERNAL=1 .. CONSUMER=5)
-_KIND = [b"\x30" + _varint(i + 1) for i in range(5)]
+_KIND: Final = [b"\x30" + _varint(i + 1) for i in range(5)]
 
 
 # A finished span as a plain tuple of ints, strings and untracked dicts/tuples: what the export
@@ -254,11 +254,11 @@ def as_record(span: Any) -> Record:
 
 # The fixed-width head of a span: trace_id (1) and span_id (2), with parent_span_id (4) when it
 # has one, packed in one call; start and end times (fixed64, 7 and 8) likewise.
-_M64 = (1 << 64) - 1
-_HEAD = struct.Struct(">2sQQ2sQ").pack
-_HEAD_PARENT = struct.Struct(">2sQQ2sQ2sQ").pack
-_TIMES = struct.Struct("<cQcQ").pack
-_FLAGS = {flags: b"\x85\x01" + _pack_i(flags) for flags in (_HAS_IS_REMOTE,
+_M64: Final = (1 << 64) - 1
+_HEAD: Final = struct.Struct(">2sQQ2sQ").pack
+_HEAD_PARENT: Final = struct.Struct(">2sQQ2sQ2sQ").pack
+_TIMES: Final = struct.Struct("<cQcQ").pack
+_FLAGS: Final = {flags: b"\x85\x01" + _pack_i(flags) for flags in (_HAS_IS_REMOTE,
                                                             _HAS_IS_REMOTE | _IS_REMOTE)}
 
 
@@ -383,7 +383,7 @@ def encode_span(span: Any) -> Encoded:
 
 # (scope, resource, index) of the pairs light spans ended with lately: a request's spans come
 # from two or three tracers, found here by identity, with no (id, id) key built per span.
-_RECENT_SCOPES: list[tuple[Any, Any, int]] = []
+_RECENT_SCOPES: Final[list[tuple[Any, Any, int]]] = []
 
 
 def _scope_of(resource: Any, scope: Any) -> int:
@@ -397,18 +397,26 @@ def _scope_of(resource: Any, scope: Any) -> int:
     return index
 
 
+# The members themselves: reading ``SpanKind.SERVER`` is an Enum class attribute lookup.
+_SERVER: Final = SpanKind.SERVER
+_CLIENT: Final = SpanKind.CLIENT
+_INTERNAL: Final = SpanKind.INTERNAL
+_PRODUCER: Final = SpanKind.PRODUCER
+_CONSUMER: Final = SpanKind.CONSUMER
+
+
 def _kind_field(kind: Any) -> bytes | None:
     """The encoded kind field of a ``SpanKind`` member, compared by identity (``id()`` would
     allocate an int per span); None for anything else."""
-    if kind is SpanKind.SERVER:
+    if kind is _SERVER:
         return _KIND[1]
-    if kind is SpanKind.CLIENT:
+    if kind is _CLIENT:
         return _KIND[2]
-    if kind is SpanKind.INTERNAL:
+    if kind is _INTERNAL:
         return _KIND[0]
-    if kind is SpanKind.PRODUCER:
+    if kind is _PRODUCER:
         return _KIND[3]
-    if kind is SpanKind.CONSUMER:
+    if kind is _CONSUMER:
         return _KIND[4]
     return None
 
@@ -424,8 +432,8 @@ def _light_span(span: LightSpan) -> Encoded | None:
     kind = _kind_field(span.kind)
     start, end = span.start_time, span.end_time
     fields = context_fields(span.context)
-    if (name.__class__ is not str or kind is None or start.__class__ is not int
-            or end.__class__ is not int or not (0 <= start <= _M64 and 0 <= end <= _M64)):
+    # (Times out of fixed64's range raise in _TIMES, as they do on the general path.)
+    if name.__class__ is not str or kind is None or end is None:
         return None
     trace_state = fields[4]
     if trace_state is not None and trace_state is not DEFAULT_TRACE_STATE and trace_state:
