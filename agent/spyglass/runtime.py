@@ -14,19 +14,20 @@ import atexit
 import gc
 import threading
 import time
+from typing import Final
 
 from spyglass import forksafe, server
 from spyglass import metrics as _metrics
 from spyglass.export import batch
 
 #: The request path writes buffered collections out at most this often...
-FLUSH_INTERVAL = 1.0
+FLUSH_INTERVAL: Final = 1.0
 #: ...unless this many are waiting.
-FLUSH_BACKLOG = 64
+FLUSH_BACKLOG: Final = 64
 
-_pending: list[tuple[int, float]] = []
-_started = [0.0]
-_flushed_at = [0.0]
+_pending: Final[list[tuple[int, float]]] = []
+_started: Final = [0.0]
+_flushed_at: Final = [0.0]
 _flush_lock = threading.Lock()
 
 

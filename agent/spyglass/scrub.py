@@ -8,20 +8,21 @@ from __future__ import annotations
 
 import functools
 import re
+from typing import Final
 from urllib.parse import urlsplit, urlunsplit
 
 __all__ = ["REDACTED", "SENSITIVE_HEADERS", "scrub_query", "scrub_sql", "scrub_url"]
 
-REDACTED = "REDACTED"
-SENSITIVE_HEADERS = frozenset({"authorization", "cookie", "set-cookie", "proxy-authorization",
-                               "x-api-key", "x-auth-token"})
-_SENSITIVE_PARAM = re.compile(
+REDACTED: Final = "REDACTED"
+SENSITIVE_HEADERS: Final = frozenset({"authorization", "cookie", "set-cookie",
+                                      "proxy-authorization", "x-api-key", "x-auth-token"})
+_SENSITIVE_PARAM: Final = re.compile(
     r"(?:pass(?:word|wd)?|pwd|token|secret|api[_-]?key|access[_-]?key|key|auth|signature|"
     r"sig|session|credential)", re.IGNORECASE)
 
 # SQL literals: quoted strings (with '' escapes), dollar-quoted strings, hex/binary blobs and
 # numbers that are not part of an identifier. Parameter markers (%s, ?, $1, :name) survive.
-_SQL_LITERAL = re.compile(
+_SQL_LITERAL: Final = re.compile(
     r"""
     (?P<str>'(?:[^']|'')*'(?!')) |
     (?P<dollar>\$(?P<tag>[A-Za-z_]*)\$.*?\$(?P=tag)\$) |
@@ -30,7 +31,7 @@ _SQL_LITERAL = re.compile(
     """,
     re.VERBOSE | re.DOTALL,
 )
-_MAX_SQL = 4096
+_MAX_SQL: Final = 4096
 
 
 def _sensitive(name: str) -> bool:

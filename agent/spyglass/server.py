@@ -39,7 +39,7 @@ _current: Final[contextvars.ContextVar[RequestState | None]] = contextvars.Conte
     "spyglass_request", default=None)
 _tracer: LightTracer | None = None
 _console: Callable[[RequestState], None] | None = None
-_after_request: list[Callable[[], None]] = []
+_after_request: Final[list[Callable[[], None]]] = []
 
 
 def configure(console: bool) -> None:
@@ -54,7 +54,7 @@ def configure(console: bool) -> None:
 
 
 _request_watch: Any = None  # spyglass.profiling.watchdog.Watchdog: start(state) / stop(state)
-_exception_hooks: list[Callable[[BaseException, trace.Span], None]] = []
+_exception_hooks: Final[list[Callable[[BaseException, trace.Span], None]]] = []
 
 
 _active_by_watch = False  # the watchdog's thread keeps the in-flight gauge
@@ -121,7 +121,7 @@ def current() -> RequestState | None:
     return _current.get()
 
 
-_PARAM = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
+_PARAM: Final = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 
 
 @functools.lru_cache(maxsize=4096)
@@ -164,7 +164,7 @@ _HEADERS_GETTER: Final = _HeadersGetter()
 _EMPTY: Final = otel_context.Context()
 # Propagators whose ``fields`` name every header their ``extract`` reads; with only these
 # configured, a request that carries none of those headers skips ``extract`` altogether.
-_KNOWN_PROPAGATORS = frozenset({
+_KNOWN_PROPAGATORS: Final = frozenset({
     "TraceContextTextMapPropagator", "W3CBaggagePropagator", "B3MultiFormat", "B3SingleFormat",
     "B3Format"})
 _fields_of: tuple[object, frozenset[bytes] | None, frozenset[str] | None] = (None, None, None)
@@ -455,7 +455,7 @@ class ASGIMiddleware:
         await asgi_call(self.app, scope, receive, send)
 
 
-_lag_loops: set[int] = set()
+_lag_loops: Final[set[int]] = set()
 _lag_started = False  # this process's loop has its timer (reset after fork)
 
 
@@ -493,7 +493,7 @@ def _start_loop_lag() -> None:
     _lag_tasks.append(task)
 
 
-_lag_tasks: list[Any] = []
+_lag_tasks: Final[list[Any]] = []
 
 
 def _reset_after_fork() -> None:

@@ -22,7 +22,7 @@ import atexit
 import os
 import random
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Final
 
 from opentelemetry import trace
 from opentelemetry.context import Context
@@ -52,10 +52,10 @@ from spyglass.spans import LightSpan, LightTracer, LightTracerProvider, context_
 __all__ = ["PrivateIdGenerator", "setup"]
 
 #: The instrumentation scope of the server spans spyglass.server creates.
-SERVER_SCOPE = "spyglass.server"
-_URL_ATTRS = ("url.full", "http.url", "url.query", "http.target", "db.connection_string")
-_SQL_ATTRS = ("db.statement", "db.query.text")
-_HEADER_ATTR_PREFIXES = ("http.request.header.", "http.response.header.")
+SERVER_SCOPE: Final = "spyglass.server"
+_URL_ATTRS: Final = ("url.full", "http.url", "url.query", "http.target", "db.connection_string")
+_SQL_ATTRS: Final = ("db.statement", "db.query.text")
+_HEADER_ATTR_PREFIXES: Final = ("http.request.header.", "http.response.header.")
 
 _worker: BatchWorker[Encoded] | None = None
 
@@ -329,7 +329,7 @@ def instrumentation_provider() -> trace.TracerProvider:
     return _light_provider or trace.get_tracer_provider()
 
 
-_CLIENT = trace.SpanKind.CLIENT
+_CLIENT: Final = trace.SpanKind.CLIENT
 _server_scope: Any = None  # the server spans' InstrumentationScope, set by setup()
 #: The scope of spans whose integration scrubs what it sets itself (spyglass.sqlite3).
 _self_scrubbed_scope: Any = None

@@ -26,6 +26,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from typing import Final
 
 from spyglass import forksafe
 from spyglass.config import Config
@@ -36,13 +37,13 @@ from spyglass.spans import context_fields, current_span
 
 __all__ = ["LokiPusher", "install"]
 
-_SKIP_LOGGERS = ("spyglass", "opentelemetry", "urllib3.connectionpool")
-_LEVELS = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warning",
+_SKIP_LOGGERS: Final = ("spyglass", "opentelemetry", "urllib3.connectionpool")
+_LEVELS: Final = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warning",
            logging.ERROR: "error", logging.CRITICAL: "critical"}
-_MAX_LINE = 16 * 1024
+_MAX_LINE: Final = 16 * 1024
 
 Entry = tuple[str, str]  # level, the entry's JSON: ["<ts ns>", "<line>"(, {metadata})]
-_quote = json.encoder.encode_basestring_ascii
+_quote: Final = json.encoder.encode_basestring_ascii
 
 
 def _level_name(levelno: int) -> str:
@@ -57,12 +58,12 @@ def _level_name(levelno: int) -> str:
     return "debug"
 
 
-_BARE = re.compile(r"[\w\-./:@]+", re.ASCII)
+_BARE: Final = re.compile(r"[\w\-./:@]+", re.ASCII)
 
 
 #: What ``json.dumps(s, ensure_ascii=False)`` returns for a str, without building a
 #: JSONEncoder per call (that was about 20,000 instructions of every log line).
-_quote_text = json.encoder.encode_basestring
+_quote_text: Final = json.encoder.encode_basestring
 
 
 def _logfmt_value(value: str) -> str:
@@ -74,7 +75,7 @@ def _logfmt_value(value: str) -> str:
 
 #: ``level=... logger=...`` by logger name and level: a service logs from a few loggers, and
 #: the name's logfmt quoting (a regex match) and the f-string are then done once.
-_HEADS: dict[str, dict[str, str]] = {}
+_HEADS: Final[dict[str, dict[str, str]]] = {}
 
 
 def _head(level: str, name: str) -> str:
@@ -148,11 +149,11 @@ class LokiPusher:
 
 
 _pusher: LokiPusher | None = None
-_get_ident = threading.get_ident
+_get_ident: Final = threading.get_ident
 #: The thread that started the agent (the main thread; after a fork, the forking one, which
 #: is the child's main thread). It is never one of the agent's ``spyglass-*`` threads, so
 #: records from it skip the ``current_thread().name`` check (two interpreted calls a line).
-_main_ident = [threading.get_ident()]
+_main_ident: Final = [threading.get_ident()]
 
 
 def _reset_main_ident() -> None:
