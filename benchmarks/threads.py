@@ -1,0 +1,131 @@
+"""CPU per request of every thread of one server under wrk, alternating variants.
+
+``run.py`` charges a window's CPU to the whole process tree; this splits it per thread
+(``/proc/PID/task/TID/stat``) so the request thread (what bounds a one-worker server's req/s)
+and the export threads can be told apart, and it runs the variants of one comparison back to
+back, round by round. A variant is a ``run.py`` contender with extra environment settings:
+
+    # what each signal costs the request thread under gunicorn (Flask /work)
+    python benchmarks/threads.py --app flask --variants \\
+        'bare;spyglass;spyglass SPYGLASS_TRACES=false;spyglass SPYGLASS_LOGS=false;\\
+spyglass SPYGLASS_DISABLED_INTEGRATIONS=sqlite3'
+
+    # does work of the same in-process cost slow down differently under a real server?
+    python benchmarks/threads.py --app flask --variants \\
+        'bare;bare PROBE=compute;bare PROBE=alloc' --module probe_app
+
+``--module probe_app`` serves ``apps/probe_app.py``: the Flask app behind a WSGI layer that
+runs a fixed amount of pure-Python work per request (``PROBE=compute``: arithmetic;
+``PROBE=alloc``: small dicts, objects and context-variable sets, like a tracer's), and prints
+that work's in-process cost so the two can be compared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import wrk
+from harness.contenders import APPS
+from harness.overhead import start_server
+from harness.procs import tree_pids
+from harness.sink import NginxSink
+from harness.udpsink import UdpCounter
+
+
+def thread_cpu(root: int) -> dict[tuple[int, int, str], float]:
+    """CPU seconds (utime + stime) of every thread of every process in the tree."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    out: dict[tuple[int, int, str], float] = {}
+    for pid in tree_pids(root):
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except FileNotFoundError:
+            continue
+        for tid in tids:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/stat") as fh:
+                    stat = fh.read()
+            except FileNotFoundError:
+                continue
+            name = stat[stat.index("(") + 1:stat.rindex(")")]
+            fields = stat[stat.rindex(")") + 2:].split()
+            out[(pid, int(tid), name)] = (int(fields[11]) + int(fields[12])) / ticks
+    return out
+
+
+def window(variant: str, app: str, endpoint: str, module: str | None, app_env: dict[str, str],
+           sink: NginxSink, udp: UdpCounter, scratch: Path, duration: float
+           ) -> tuple[float, float, float]:
+    """(request thread µs/req, whole tree µs/req, req/s) of one start of ``variant``."""
+    contender, *settings = variant.split()
+    env = {**app_env, **dict(s.split("=", 1) for s in settings)}
+    server, port, _ = start_server(contender, app, sink.url, udp.port, env,
+                                   scratch / "server.log", module=module)
+    try:
+        url = f"http://127.0.0.1:{port}{endpoint}"
+        wrk.run(url, 2)
+        before = thread_cpu(server.proc.pid)
+        result = wrk.run(url, duration)
+        after = thread_cpu(server.proc.pid)
+    finally:
+        server.stop()
+    n = max(1, result.requests)
+    spent = {k: v - before.get(k, 0.0) for k, v in after.items()}
+    main = sum(v for k, v in spent.items() if k[0] == k[1] == server.worker)
+    return main / n * 1e6, sum(spent.values()) / n * 1e6, result.rps
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--app", choices=("flask", "fastapi"), default="flask")
+    p.add_argument("--endpoint", default="/work")
+    p.add_argument("--variants", default="bare;spyglass",
+                   help="';'-separated: a run.py contender, then optional KEY=VALUE settings")
+    p.add_argument("--module", default=None, help="the app module (default: the app's own)")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--duration", type=float, default=8.0)
+    args = p.parse_args(argv)
+    variants = [v.strip() for v in args.variants.split(";") if v.strip()]
+
+    from run import calibrate
+
+    sys.path.insert(0, str(APPS))
+    from common import ensure_db
+
+    rows: dict[str, list[tuple[float, float, float]]] = {v: [] for v in variants}
+    with tempfile.TemporaryDirectory(prefix="spyglass-threads-") as tmp:
+        scratch = Path(tmp)
+        db = scratch / "bench.sqlite3"
+        ensure_db(str(db))
+        app_env = {"BENCH_WORK_ITERS": str(calibrate()), "BENCH_DB": str(db),
+                   "BENCH_LOG_FILE": str(scratch / "app.log")}
+        sink = NginxSink(scratch / "sink").start()
+        udp = UdpCounter()
+        for r in range(args.rounds):
+            for variant in variants:
+                rows[variant].append(window(variant, args.app, args.endpoint, args.module,
+                                            app_env, sink, udp, scratch, args.duration))
+            print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
+    base = statistics.median(x[0] for x in rows[variants[0]])
+    print(f"{args.app} {args.endpoint}, median of {args.rounds} rounds "
+          f"(added: against {variants[0]!r})\n")
+    print("| variant | request thread µs/req | added | whole tree µs/req | req/s |")
+    print("|---|---|---|---|---|")
+    for variant in variants:
+        main_us = statistics.median(x[0] for x in rows[variant])
+        tree_us = statistics.median(x[1] for x in rows[variant])
+        rps = statistics.median(x[2] for x in rows[variant])
+        print(f"| {variant} | {main_us:.0f} | {main_us - base:+.0f} | {tree_us:.0f} | "
+              f"{rps:.0f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
