@@ -262,6 +262,25 @@ _FLAGS: Final = {flags: b"\x85\x01" + _pack_i(flags) for flags in (_HAS_IS_REMOT
                                                             _HAS_IS_REMOTE | _IS_REMOTE)}
 
 
+def _common_span(name: Any, trace_id: Any, span_id: Any, parent_id: Any, parent_remote: Any,
+                 kind: bytes, start: Any, end: Any, attributes: Any) -> bytes:
+    """The ``Span`` body of the common span: no trace state, events, links, drops or status
+    (a server or DB span). Its fixed-width head -- trace_id (1), span_id (2) and, with a
+    parent, parent_span_id (4) -- and its times (7, 8) are packed in one call each."""
+    encoded_name = name.encode("utf-8", "surrogateescape")
+    n = len(encoded_name)
+    if parent_id:
+        head = _HEAD_PARENT(b"\x0a\x10", trace_id >> 64, trace_id & _M64, b"\x12\x08",
+                            span_id, b"\x22\x08", parent_id)
+        tail = _FLAGS[_HAS_IS_REMOTE | _IS_REMOTE if parent_remote else _HAS_IS_REMOTE]
+    else:
+        head = _HEAD(b"\x0a\x10", trace_id >> 64, trace_id & _M64, b"\x12\x08", span_id)
+        tail = _FLAGS[_HAS_IS_REMOTE]
+    return b"".join((head, b"\x2a", _SMALL[n] if n < 16384 else _varint_slow(n), encoded_name,
+                     kind, _TIMES(b"\x39", start, b"\x41", end),
+                     *_attributes(b"\x4a", attributes), b"\x7a\x00", tail))
+
+
 def _span(rec: Record) -> bytes:
     """A ``Span`` message body. The common span (no trace state, events, links, drops or
     status message) takes the short path; the output is the same either way."""
@@ -270,18 +289,8 @@ def _span(rec: Record) -> bytes:
      dropped_links) = rec
     if not (trace_state or events or links or dropped_attributes or dropped_events
             or dropped_links or code):
-        encoded_name = name.encode("utf-8", "surrogateescape")
-        n = len(encoded_name)
-        if parent_id:
-            head = _HEAD_PARENT(b"\x0a\x10", trace_id >> 64, trace_id & _M64, b"\x12\x08",
-                                span_id, b"\x22\x08", parent_id)
-            tail = _FLAGS[_HAS_IS_REMOTE | _IS_REMOTE if parent_remote else _HAS_IS_REMOTE]
-        else:
-            head = _HEAD(b"\x0a\x10", trace_id >> 64, trace_id & _M64, b"\x12\x08", span_id)
-            tail = _FLAGS[_HAS_IS_REMOTE]
-        return b"".join((head, b"\x2a", _SMALL[n] if n < 16384 else _varint_slow(n),
-                         encoded_name, _KIND[kind], _TIMES(b"\x39", start, b"\x41", end),
-                         *_attributes(b"\x4a", attributes), b"\x7a\x00", tail))
+        return _common_span(name, trace_id, span_id, parent_id, parent_remote, _KIND[kind],
+                            start, end, attributes)
     parts = [b"\x0a\x10", trace_id.to_bytes(16, "big"), b"\x12\x08", span_id.to_bytes(8, "big")]
     if trace_state:
         parts.append(_field(b"\x1a", trace_state.encode()))
@@ -446,18 +455,8 @@ def _light_span(span: LightSpan) -> Encoded | None:
     else:
         parent_fields = context_fields(parent)
         parent_id, parent_remote = parent_fields[1], parent_fields[2]
-    encoded_name = name.encode("utf-8", "surrogateescape")
-    n = len(encoded_name)
-    if parent_id:
-        head = _HEAD_PARENT(b"\x0a\x10", trace_id >> 64, trace_id & _M64, b"\x12\x08",
-                            span_id, b"\x22\x08", parent_id)
-        tail = _FLAGS[_HAS_IS_REMOTE | _IS_REMOTE if parent_remote else _HAS_IS_REMOTE]
-    else:
-        head = _HEAD(b"\x0a\x10", trace_id >> 64, trace_id & _M64, b"\x12\x08", span_id)
-        tail = _FLAGS[_HAS_IS_REMOTE]
-    body = b"".join((head, b"\x2a", _SMALL[n] if n < 16384 else _varint_slow(n), encoded_name,
-                     kind, _TIMES(b"\x39", start, b"\x41", end),
-                     *_attributes(b"\x4a", span.attributes), b"\x7a\x00", tail))
+    body = _common_span(name, trace_id, span_id, parent_id, parent_remote, kind, start, end,
+                        span.attributes)
     size = len(body)
     return (_scope_of(span.resource, span.instrumentation_scope),
             b"".join((b"\x12", _SMALL[size] if size < 16384 else _varint_slow(size), body)))
