@@ -32,8 +32,8 @@ from spyglass.spans import detach as detach_context
 __all__ = ["UNMATCHED", "RequestState", "current", "set_route", "template"]
 
 UNMATCHED: Final = "unmatched"
-_KNOWN_METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS",
-                            "TRACE", "PATCH", "QUERY"})
+_KNOWN_METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT",
+                                   "OPTIONS", "TRACE", "PATCH", "QUERY"})
 _MAX_ATTR: Final = 1024
 _current: Final[contextvars.ContextVar[RequestState | None]] = contextvars.ContextVar(
     "spyglass_request", default=None)
@@ -71,7 +71,9 @@ def set_request_watch(watch: Any) -> None:
     global _request_watch, _active_by_watch
     _request_watch = watch
     report = getattr(watch, "report_active", None)
-    _active_by_watch = bool(report(_set_active)) if report is not None else False
+    if report is not None:
+        report(_set_active)
+    _active_by_watch = report is not None
 
 
 def _set_active(count: int) -> None:

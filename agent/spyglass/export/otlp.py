@@ -72,7 +72,7 @@ def _varint(value: int) -> bytes:
 def _field(tag: bytes, payload: bytes) -> bytes:
     """A length-delimited field: tag, length, payload."""
     n = len(payload)
-    return tag + (_SMALL[n] if n < 16384 else _varint_slow(n)) + payload
+    return b"".join((tag, _SMALL[n] if n < 16384 else _varint_slow(n), payload))
 
 
 # --------------------------------------------------------------------------- values
@@ -141,9 +141,9 @@ def _attributes(tag: bytes, attributes: Mapping[str, Any] | None) -> list[bytes]
                 hit = _field(tag, _key_value(key, value))
                 if cls is int or len(value) <= 256:
                     if _KV_COUNT[0] >= _CACHE_MAX:
-                        by_key.clear()
                         _KV_CACHE.clear()
-                        _KV_CACHE[tag] = by_key
+                        by_key = _KV_CACHE[tag] = {}
+                        values = None
                         _KV_COUNT[0] = 0
                     if values is None:
                         values = by_key[key] = {}
@@ -175,22 +175,32 @@ Record = tuple  # (scope, name, trace id, span id, parent id, parent remote, kin
 _SCOPE_INDEX: dict[tuple[int, int], int] = {}
 _SCOPE_TABLE: list[tuple[Any, Any]] = []
 _SCOPE_LOCK = threading.Lock()
+#: (scope, resource, index) of the pairs looked up lately, checked by identity.
+_RECENT_SCOPES: Final[list[tuple[Any, Any, int]]] = []
 
 
 def scope_index(resource: Any, scope: Any) -> int:
     """A small int for a (resource, scope) pair; the table keeps both alive.
 
     Spans end on any thread (threaded servers), so a new pair is added under a lock: two
-    threads adding pairs at once must not get the same index. Known pairs need no lock."""
+    threads adding pairs at once must not get the same index. Known pairs need no lock, and
+    the last few are found by identity first: a request's spans come from two or three
+    tracers, and the (id, id) key costs two int allocations and a tuple per span."""
+    for known_scope, known_resource, index in _RECENT_SCOPES:
+        if known_scope is scope and known_resource is resource:
+            return index
     key = (id(resource), id(scope))
-    index = _SCOPE_INDEX.get(key)
-    if index is None:
+    found = _SCOPE_INDEX.get(key)
+    if found is None:
         with _SCOPE_LOCK:
-            index = _SCOPE_INDEX.get(key)
-            if index is None:
+            found = _SCOPE_INDEX.get(key)
+            if found is None:
                 _SCOPE_TABLE.append((resource, scope))
-                index = _SCOPE_INDEX[key] = len(_SCOPE_TABLE) - 1
-    return index
+                found = _SCOPE_INDEX[key] = len(_SCOPE_TABLE) - 1
+    if len(_RECENT_SCOPES) >= 8:
+        del _RECENT_SCOPES[0]
+    _RECENT_SCOPES.append((scope, resource, found))
+    return found
 
 
 def _trace_state(trace_state: Any) -> str:
@@ -206,13 +216,28 @@ _KIND_VALUE = {kind: kind.value for kind in SpanKind}
 _CODE_VALUE = {code: code.value for code in StatusCode}
 # The same, keyed by the members' ids: an Enum's __hash__ is Python code, which a dict lookup
 # calls on every span (about 1,500 instructions each); the members are singletons.
-_KIND_BY_ID = {id(kind): kind.value for kind in SpanKind}
 _CODE_BY_ID = {id(code): code.value for code in StatusCode}
+# The kinds themselves, compared by identity (``id()`` allocates an int per call, and reading
+# ``SpanKind.SERVER`` is an Enum class attribute lookup).
+_SERVER: Final = SpanKind.SERVER
+_CLIENT: Final = SpanKind.CLIENT
+_INTERNAL: Final = SpanKind.INTERNAL
+_PRODUCER: Final = SpanKind.PRODUCER
+_CONSUMER: Final = SpanKind.CONSUMER
 
 
 def _kind_value(kind: Any) -> int:
-    value = _KIND_BY_ID.get(id(kind))
-    return _KIND_VALUE[kind] if value is None else value
+    if kind is _SERVER:
+        return 1
+    if kind is _CLIENT:
+        return 2
+    if kind is _INTERNAL:
+        return 0
+    if kind is _PRODUCER:
+        return 3
+    if kind is _CONSUMER:
+        return 4
+    return _KIND_VALUE[kind]
 
 
 def _code_value(code: Any) -> int:
@@ -258,8 +283,8 @@ _M64: Final = (1 << 64) - 1
 _HEAD: Final = struct.Struct(">2sQQ2sQ").pack
 _HEAD_PARENT: Final = struct.Struct(">2sQQ2sQ2sQ").pack
 _TIMES: Final = struct.Struct("<cQcQ").pack
-_FLAGS: Final = {flags: b"\x85\x01" + _pack_i(flags) for flags in (_HAS_IS_REMOTE,
-                                                            _HAS_IS_REMOTE | _IS_REMOTE)}
+_FLAGS: Final = {flags: b"\x85\x01" + _pack_i(flags)
+                  for flags in (_HAS_IS_REMOTE, _HAS_IS_REMOTE | _IS_REMOTE)}
 
 
 def _common_span(name: Any, trace_id: Any, span_id: Any, parent_id: Any, parent_remote: Any,
@@ -390,46 +415,6 @@ def encode_span(span: Any) -> Encoded:
     return rec[0], _field(b"\x12", _span(rec))
 
 
-# (scope, resource, index) of the pairs light spans ended with lately: a request's spans come
-# from two or three tracers, found here by identity, with no (id, id) key built per span.
-_RECENT_SCOPES: Final[list[tuple[Any, Any, int]]] = []
-
-
-def _scope_of(resource: Any, scope: Any) -> int:
-    for known_scope, known_resource, index in _RECENT_SCOPES:
-        if known_scope is scope and known_resource is resource:
-            return index
-    index = scope_index(resource, scope)
-    if len(_RECENT_SCOPES) >= 8:
-        del _RECENT_SCOPES[0]
-    _RECENT_SCOPES.append((scope, resource, index))
-    return index
-
-
-# The members themselves: reading ``SpanKind.SERVER`` is an Enum class attribute lookup.
-_SERVER: Final = SpanKind.SERVER
-_CLIENT: Final = SpanKind.CLIENT
-_INTERNAL: Final = SpanKind.INTERNAL
-_PRODUCER: Final = SpanKind.PRODUCER
-_CONSUMER: Final = SpanKind.CONSUMER
-
-
-def _kind_field(kind: Any) -> bytes | None:
-    """The encoded kind field of a ``SpanKind`` member, compared by identity (``id()`` would
-    allocate an int per span); None for anything else."""
-    if kind is _SERVER:
-        return _KIND[1]
-    if kind is _CLIENT:
-        return _KIND[2]
-    if kind is _INTERNAL:
-        return _KIND[0]
-    if kind is _PRODUCER:
-        return _KIND[3]
-    if kind is _CONSUMER:
-        return _KIND[4]
-    return None
-
-
 def _light_span(span: LightSpan) -> Encoded | None:
     """The common light span (no status, events, links, drops or trace state), encoded from
     its fields as :func:`_span` encodes its record, without building the record: a server or
@@ -438,12 +423,13 @@ def _light_span(span: LightSpan) -> Encoded | None:
             or span.dropped_events):
         return None
     name = span.name
-    kind = _kind_field(span.kind)
     start, end = span.start_time, span.end_time
     fields = context_fields(span.context)
-    # (Times out of fixed64's range raise in _TIMES, as they do on the general path.)
-    if name.__class__ is not str or kind is None or end is None:
+    # (Times out of fixed64's range raise in _TIMES, and kinds that are no SpanKind in
+    # _kind_value, as they do on the general path.)
+    if name.__class__ is not str or end is None:
         return None
+    kind = _kind_value(span.kind)
     trace_state = fields[4]
     if trace_state is not None and trace_state is not DEFAULT_TRACE_STATE and trace_state:
         return None
@@ -455,11 +441,9 @@ def _light_span(span: LightSpan) -> Encoded | None:
     else:
         parent_fields = context_fields(parent)
         parent_id, parent_remote = parent_fields[1], parent_fields[2]
-    body = _common_span(name, trace_id, span_id, parent_id, parent_remote, kind, start, end,
-                        span.attributes)
-    size = len(body)
-    return (_scope_of(span.resource, span.instrumentation_scope),
-            b"".join((b"\x12", _SMALL[size] if size < 16384 else _varint_slow(size), body)))
+    return (scope_index(span.resource, span.instrumentation_scope),
+            _field(b"\x12", _common_span(name, trace_id, span_id, parent_id, parent_remote,
+                                         _KIND[kind], start, end, span.attributes)))
 
 
 def encode_request(encoded: Iterable[Encoded]) -> bytes:

@@ -39,7 +39,7 @@ __all__ = ["LokiPusher", "install"]
 
 _SKIP_LOGGERS: Final = ("spyglass", "opentelemetry", "urllib3.connectionpool")
 _LEVELS: Final = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warning",
-           logging.ERROR: "error", logging.CRITICAL: "critical"}
+                  logging.ERROR: "error", logging.CRITICAL: "critical"}
 _MAX_LINE: Final = 16 * 1024
 
 Entry = tuple[str, str]  # level, the entry's JSON: ["<ts ns>", "<line>"(, {metadata})]

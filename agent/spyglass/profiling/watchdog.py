@@ -80,12 +80,11 @@ class Watchdog:
         self._report_active: Any = None
         forksafe.register_after_in_child(self._after_fork)
 
-    def report_active(self, setter: Any) -> bool:
+    def report_active(self, setter: Any) -> None:
         """Call ``setter(n)`` with the number of requests in flight at every check (at most
         ``check_interval`` apart, 1 s by default), so the request path need not write the
         in-flight gauge twice per request; it goes on after captures are switched off."""
         self._report_active = setter
-        return True
 
     # ------------------------------------------------------------------ per request (hot)
 
