@@ -39,10 +39,11 @@ from harness.sink import NginxSink
 from harness.udpsink import UdpCounter
 
 
-def thread_cpu(root: int) -> dict[tuple[int, int, str], float]:
-    """CPU seconds (utime + stime) of every thread of every process in the tree."""
+def thread_cpu(root: int) -> dict[tuple[int, int, str], tuple[float, ...]]:
+    """Per thread of every process in the tree: (utime + stime, stime, minor faults,
+    context switches), seconds and counts."""
     ticks = os.sysconf("SC_CLK_TCK")
-    out: dict[tuple[int, int, str], float] = {}
+    out: dict[tuple[int, int, str], tuple[float, ...]] = {}
     for pid in tree_pids(root):
         try:
             tids = os.listdir(f"/proc/{pid}/task")
@@ -52,18 +53,25 @@ def thread_cpu(root: int) -> dict[tuple[int, int, str], float]:
             try:
                 with open(f"/proc/{pid}/task/{tid}/stat") as fh:
                     stat = fh.read()
+                with open(f"/proc/{pid}/task/{tid}/status") as fh:
+                    status = fh.read()
             except FileNotFoundError:
                 continue
             name = stat[stat.index("(") + 1:stat.rindex(")")]
             fields = stat[stat.rindex(")") + 2:].split()
-            out[(pid, int(tid), name)] = (int(fields[11]) + int(fields[12])) / ticks
+            switches = sum(int(line.split()[1]) for line in status.splitlines()
+                           if line.endswith("ctxt_switches", 0, line.find(":")))
+            out[(pid, int(tid), name)] = ((int(fields[11]) + int(fields[12])) / ticks,
+                                          int(fields[12]) / ticks, float(fields[7]),
+                                          float(switches))
     return out
 
 
 def window(variant: str, app: str, endpoint: str, module: str | None, app_env: dict[str, str],
            sink: NginxSink, udp: UdpCounter, scratch: Path, duration: float
-           ) -> tuple[float, float, float]:
-    """(request thread µs/req, whole tree µs/req, req/s) of one start of ``variant``."""
+           ) -> tuple[float, ...]:
+    """(request thread µs/req, whole tree µs/req, req/s, request thread's kernel µs/req,
+    minor faults/req, context switches/req) of one start of ``variant``."""
     contender, *settings = variant.split()
     env = {**app_env, **dict(s.split("=", 1) for s in settings)}
     server, port, _ = start_server(contender, app, sink.url, udp.port, env,
@@ -77,9 +85,12 @@ def window(variant: str, app: str, endpoint: str, module: str | None, app_env: d
     finally:
         server.stop()
     n = max(1, result.requests)
-    spent = {k: v - before.get(k, 0.0) for k, v in after.items()}
-    main = sum(v for k, v in spent.items() if k[0] == k[1] == server.worker)
-    return main / n * 1e6, sum(spent.values()) / n * 1e6, result.rps
+    zero = (0.0, 0.0, 0.0, 0.0)
+    spent = {k: [a - b for a, b in zip(v, before.get(k, zero))] for k, v in after.items()}
+    main = [sum(v[i] for k, v in spent.items() if k[0] == k[1] == server.worker)
+            for i in range(4)]
+    return (main[0] / n * 1e6, sum(v[0] for v in spent.values()) / n * 1e6, result.rps,
+            main[1] / n * 1e6, main[2] / n, main[3] / n)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(APPS))
     from common import ensure_db
 
-    rows: dict[str, list[tuple[float, float, float]]] = {v: [] for v in variants}
+    rows: dict[str, list[tuple[float, ...]]] = {v: [] for v in variants}
     with tempfile.TemporaryDirectory(prefix="spyglass-threads-") as tmp:
         scratch = Path(tmp)
         db = scratch / "bench.sqlite3"
@@ -116,14 +127,14 @@ def main(argv: list[str] | None = None) -> int:
     base = statistics.median(x[0] for x in rows[variants[0]])
     print(f"{args.app} {args.endpoint}, median of {args.rounds} rounds "
           f"(added: against {variants[0]!r})\n")
-    print("| variant | request thread µs/req | added | whole tree µs/req | req/s |")
-    print("|---|---|---|---|---|")
+    print("| variant | request thread µs/req | added | of it kernel µs | minor faults/req | "
+          "context switches/req | whole tree µs/req | req/s |")
+    print("|---|---|---|---|---|---|---|---|")
     for variant in variants:
-        main_us = statistics.median(x[0] for x in rows[variant])
-        tree_us = statistics.median(x[1] for x in rows[variant])
-        rps = statistics.median(x[2] for x in rows[variant])
-        print(f"| {variant} | {main_us:.0f} | {main_us - base:+.0f} | {tree_us:.0f} | "
-              f"{rps:.0f} |")
+        main_us, tree_us, rps, sys_us, faults, switches = (
+            statistics.median(x[i] for x in rows[variant]) for i in range(6))
+        print(f"| {variant} | {main_us:.0f} | {main_us - base:+.0f} | {sys_us:.0f} | "
+              f"{faults:.2f} | {switches:.2f} | {tree_us:.0f} | {rps:.0f} |")
     return 0
 
 
