@@ -21,6 +21,12 @@ in a fresh process:
 - ``no-log-capture``: the ``logging`` tap removed;
 - ``no-export``: spans and log lines are still made and encoded, but never queued, so the
   export threads never run;
+- ``no-send``: queued and drained by the export threads, but nothing is uploaded: what the
+  uploads cost beyond handing the items over;
+- ``drop-on-main``: queued, and each full batch dropped by the request thread itself: no
+  export thread ever touches an item;
+- ``batch-512``: uploads of 512 from a queue of 2048 (the SDK's sizes) instead of 2048 of
+  8192;
 - ``sync-export``: queued as usual, but each full batch is encoded and uploaded on the
   request thread instead of an export thread (not a mode Spyglass has: an upload would block
   the request); against ``spyglass`` it shows what handing the work to another thread costs
@@ -47,7 +53,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 VARIANTS = ("bare", "spyglass", "pure-python", "interpreted-async", "no-server-span",
-            "no-db-span", "no-log-capture", "no-export", "sync-export")
+            "no-db-span", "no-log-capture", "no-export", "no-send", "drop-on-main",
+            "batch-512", "sync-export")
 
 _CHILD = r'''
 import io, json, os, resource, sys, time
@@ -88,6 +95,25 @@ if variant != "bare":
     if variant == "no-export":
         tracing._worker.put = lambda item: None
         loki._pusher.worker.put = lambda item: None
+    if variant == "no-send":
+        # Queued and drained by the export threads as usual, but nothing is joined,
+        # compressed or uploaded: what the uploads cost beyond the hand-off.
+        tracing._worker._send = lambda batch: True
+        loki._pusher.worker._send = lambda batch: True
+    if variant == "drop-on-main":
+        # Queued as usual, but the request thread itself drops each full batch: no export
+        # thread touches an item, so items are made and freed on the same core.
+        for w in (tracing._worker, loki._pusher.worker):
+            def put(item, w=w):
+                w._queue.append(item)
+                if len(w._queue) >= w._max_batch:
+                    w._queue.clear()
+            w.put = put
+    if variant == "batch-512":
+        # The SDK's batch and queue sizes (512 of 2048), Spyglass's before session 12.
+        for w in (tracing._worker, loki._pusher.worker):
+            w._max_batch = w._wake_at = 512
+            w._max_queue = 2048
     if variant == "sync-export":
         # Not a mode Spyglass has (an upload would block the request): each full batch is
         # encoded and uploaded on the request thread, to measure what the export threads cost

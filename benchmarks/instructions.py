@@ -172,7 +172,8 @@ def _server_main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> i
                     proc = subprocess.Popen(
                         ["valgrind", "--tool=callgrind", "--trace-children=yes",
                          "--separate-threads=yes", f"--callgrind-out-file={prefix}.%p",
-                         *(_CACHE_ARGS if args.cache_sim else ()), *spec.argv], env=spec.env, stdout=log, stderr=subprocess.STDOUT,
+                         *(_CACHE_ARGS if args.cache_sim else ()), *spec.argv],
+                        env=spec.env, stdout=log, stderr=subprocess.STDOUT,
                         start_new_session=True)
                 url = f"http://127.0.0.1:{port}"
                 server = Server(proc, proc.pid, 0.0)
@@ -213,7 +214,8 @@ def _main_thread_events(out: str) -> dict[str, int]:
     found = re.search(r"^(?:summary|totals): ([\d ]+)$", text, re.M)
     if not names or not found:
         raise SystemExit(f"instructions: no totals in {out}-01")
-    return dict(zip(names.group(1).split(), (int(v) for v in found.group(1).split())))
+    return dict(zip(names.group(1).split(), (int(v) for v in found.group(1).split()),
+                    strict=True))
 
 
 def _main_thread_ir(out: str) -> int:

@@ -86,7 +86,8 @@ def window(variant: str, app: str, endpoint: str, module: str | None, app_env: d
         server.stop()
     n = max(1, result.requests)
     zero = (0.0, 0.0, 0.0, 0.0)
-    spent = {k: [a - b for a, b in zip(v, before.get(k, zero))] for k, v in after.items()}
+    spent = {k: [a - b for a, b in zip(v, before.get(k, zero), strict=True)]
+             for k, v in after.items()}
     main = [sum(v[i] for k, v in spent.items() if k[0] == k[1] == server.worker)
             for i in range(4)]
     return (main[0] / n * 1e6, sum(v[0] for v in spent.values()) / n * 1e6, result.rps,

@@ -205,7 +205,10 @@ SETTINGS: tuple[Setting, ...] = (
             "seconds one export may take before its data is dropped", 5.0, _parse_positive_float,
             metavar="SECONDS"),
     Setting("max_queue_size", "SPYGLASS_MAX_QUEUE_SIZE",
-            "spans or log records held per process while a backend is slow", 2048,
+            "spans or log records held per process while a backend is slow", 8192,
+            _parse_positive_int, metavar="N"),
+    Setting("export_batch_size", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+            "most spans or log records per upload (at most --max-queue-size)", 2048,
             _parse_positive_int, metavar="N"),
     Setting("sentry_dsn", "SENTRY_DSN",
             "send errors to this Sentry DSN (off when empty: sentry-sdk is not even imported)",
@@ -252,6 +255,7 @@ class Config:
     console: bool
     export_timeout: float
     max_queue_size: int
+    export_batch_size: int
     sentry_dsn: str | None
     trace_url_template: str
     slow_request_seconds: float
@@ -367,6 +371,18 @@ def load_config(
     if "deployment.environment" in resource and setting_unset(env, table, overrides,
                                                                "environment"):
         values["environment"] = resource["deployment.environment"]
+    # Fewer, larger uploads than the SDK's 512 (benchmarks/RESULTS.md, session 12): each
+    # upload costs the request thread a fixed amount, whatever its size. A queue set alone
+    # below the default batch caps the batch; a batch set above the queue is an error.
+    if values["export_batch_size"] > values["max_queue_size"]:
+        if setting_unset(env, table, overrides, "export_batch_size"):
+            values["export_batch_size"] = values["max_queue_size"]
+        else:
+            raise ConfigError(
+                "--export-batch-size/OTEL_BSP_MAX_EXPORT_BATCH_SIZE="
+                f"{values['export_batch_size']} is larger than --max-queue-size/"
+                f"SPYGLASS_MAX_QUEUE_SIZE={values['max_queue_size']}: a batch is taken from "
+                "the queue, so lower the batch size or raise the queue size")
     try:
         sdk_disabled = _parse_bool(env.get("OTEL_SDK_DISABLED", "false"))
     except ValueError as exc:

@@ -25,7 +25,8 @@ from spyglass.config import SETTINGS, load_config
 
 MARKER_APP = ["python", "-c", "open('marker', 'w').write('started')"]
 CLEAN_ENV = {"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_PROPAGATORS", "OTEL_TRACES_SAMPLER",
-             "OTEL_TRACES_SAMPLER_ARG", "OTEL_SERVICE_NAME", "SPYGLASS_METRICS_PORT"}
+             "OTEL_TRACES_SAMPLER_ARG", "OTEL_SERVICE_NAME", "SPYGLASS_METRICS_PORT",
+             "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "SPYGLASS_MAX_QUEUE_SIZE"}
 
 
 def spyglass(args: list[str], cwd: Path, env: dict[str, str] | None = None,
@@ -65,6 +66,12 @@ BAD = [
     ("pyproject-key", [], {}, '[tool.spyglass]\nsample_rate = 0.5\n',
      ["pyproject.toml", "sample_rate", "known keys"]),
     ("pyproject-syntax", [], {}, '[tool.spyglass\n', ["pyproject.toml", "TOML"]),
+    ("batch-not-positive", [], {"OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "0"}, None,
+     ["OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "positive whole number"]),
+    ("batch-over-queue", [], {"OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "9000"}, None,
+     ["OTEL_BSP_MAX_EXPORT_BATCH_SIZE=9000", "SPYGLASS_MAX_QUEUE_SIZE=8192", "raise the queue"]),
+    ("batch-over-queue-options", ["--export-batch-size", "64", "--max-queue-size", "32"], {},
+     None, ["--export-batch-size", "=64", "--max-queue-size", "=32"]),
     ("port-in-use", ["--metrics-port", "{busy}"], {}, None,
      ["{busy}", "--metrics-port", "SPYGLASS_METRICS_PORT"]),
 ]
@@ -176,3 +183,15 @@ def test_precedence_end_to_end(tmp_path: Path, option: str | None, env: str | No
             assert proc.returncode == 0, proc.describe()
         spans = otlp.wait_for_spans(lambda s: s.name == "work", timeout=5)
         assert spans[0].resource["service.name"] == expected
+
+
+def test_a_queue_set_alone_caps_the_default_batch(tmp_path: Path) -> None:
+    """Only ``SPYGLASS_MAX_QUEUE_SIZE`` below the default batch (2048): no error, the batch is
+    the whole queue; with neither set, 2048 of a queue of 8192 (benchmarks/RESULTS.md)."""
+    small = load_config(environ={"SPYGLASS_MAX_QUEUE_SIZE": "100"}, cwd=tmp_path)
+    assert (small.max_queue_size, small.export_batch_size) == (100, 100)
+    default = load_config(environ={}, cwd=tmp_path)
+    assert (default.max_queue_size, default.export_batch_size) == (8192, 2048)
+    both = load_config(environ={"SPYGLASS_MAX_QUEUE_SIZE": "100",
+                                "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "10"}, cwd=tmp_path)
+    assert (both.max_queue_size, both.export_batch_size) == (100, 10)

@@ -101,7 +101,8 @@ class LokiPusher:
         self._poster = Poster(config.loki_push_url, config.export_timeout,
                               headers={"User-Agent": "spyglass"}, compression="gzip")
         self.worker: BatchWorker[Entry] = BatchWorker("logs", self.send,
-                                                      max_queue=config.max_queue_size)
+                                                      max_queue=config.max_queue_size,
+                                                      max_batch=config.export_batch_size)
 
     def record(self, record: logging.LogRecord) -> None:
         # The app's handlers ran first (logs.tap), and a Formatter among them left the

@@ -1,8 +1,18 @@
-"""BatchWorker backs off after a failed export: a down backend costs no encoding per batch."""
+"""BatchWorker backs off after a failed export: a down backend costs no encoding per batch;
+the batch size setting caps every upload of spans and of log lines."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
+
+import pytest
+from tests.support.loki import LokiReceiver
+from tests.support.otlp import OTLPReceiver
+from tests.support.procs import spyglass_argv
 
 from spyglass.export.batch import BatchWorker
 
@@ -37,3 +47,41 @@ def test_failed_export_backs_off_and_flush_still_tries() -> None:
     assert worker.flush(2.0)
     assert calls[-1] == 2 and len(calls) == 2
     worker.shutdown(1.0)
+
+
+_SEVEN_SPANS_AND_LINES = """
+import logging
+from opentelemetry import trace
+logging.basicConfig(level=logging.INFO)
+tracer, log = trace.get_tracer("batch-test"), logging.getLogger("batch-test")
+for i in range(7):
+    with tracer.start_as_current_span(f"s{i}"):
+        log.info("line %d", i)
+"""
+
+
+@pytest.mark.parametrize(("batch", "uploads"), [(None, [7]), ("3", [3, 3, 1])])
+def test_export_batch_size_caps_every_upload(tmp_path: Path, batch: str | None,
+                                             uploads: list[int]) -> None:
+    """``OTEL_BSP_MAX_EXPORT_BATCH_SIZE`` is the most spans, and log lines, per upload: 7 of
+    each go as 3 + 3 + 1 with a batch of 3, and as one upload with the default (2048)."""
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "SPYGLASS_"))}
+    if batch is not None:
+        env["OTEL_BSP_MAX_EXPORT_BATCH_SIZE"] = batch
+    with OTLPReceiver() as otlp, LokiReceiver() as loki:
+        env.update({"OTEL_EXPORTER_OTLP_ENDPOINT": otlp.endpoint,
+                    "SPYGLASS_LOKI_URL": loki.endpoint, "SPYGLASS_METRICS": "false"})
+        result = subprocess.run(spyglass_argv(sys.executable, "-c", _SEVEN_SPANS_AND_LINES),
+                                cwd=tmp_path, env=env, capture_output=True, text=True,
+                                timeout=60, check=False)
+        assert result.returncode == 0, result.stderr[-3000:]
+        spans_per_upload = []
+        for received in otlp.received:
+            request = trace_service_pb2.ExportTraceServiceRequest.FromString(received.body)
+            spans_per_upload.append(sum(len(ss.spans) for rs in request.resource_spans
+                                        for ss in rs.scope_spans))
+        assert sorted(spans_per_upload, reverse=True) == uploads, spans_per_upload
+        assert len(loki.entries()) == 7, loki.errors
+        assert loki.pushes == len(uploads), (loki.pushes, uploads)
