@@ -15,9 +15,11 @@ Items arrive already encoded (a span's protobuf bytes, a log entry's JSON), by t
 made them: work done here holds the GIL while the request thread waits for it, and reading
 items another core just wrote costs this thread several times what writing them cost there
 (``spyglass.export.otlp``; benchmarks/RESULTS.md). What is left here is joining, compression
-(zlib releases the GIL) and the upload. Batches of up to 512 (the SDK's default): each upload
-has a fixed cost (an HTTP round trip, ``http.client``'s header parsing), so fewer, larger
-uploads cost the app less CPU.
+(zlib releases the GIL) and the upload. Batches of up to 2048 by default, four times the
+SDK's 512 (``OTEL_BSP_MAX_EXPORT_BATCH_SIZE``): each upload has a fixed cost (an HTTP round
+trip, ``http.client``'s header parsing, the export thread's wake-up), and most of it falls on
+the request thread, not the export thread (benchmarks/RESULTS.md, session 12), so fewer,
+larger uploads cost the app less CPU.
 
 Why our own and not the SDK's ``BatchSpanProcessor``: it exposes no drop counts, and the same
 loop serves the Loki exporter, which the SDK has no equivalent for.
