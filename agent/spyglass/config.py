@@ -152,6 +152,15 @@ class Setting:
     flag: str | None = None
     metavar: str = "VALUE"
     is_flag: bool = False  # a boolean option that takes no argument on the command line
+    #: The OpenTelemetry SDK's variable for the same thing, read when ``env`` is not set.
+    otel_env: str | None = None
+
+    def read(self, env: Mapping[str, str]) -> tuple[str | None, str]:
+        """(raw value, the variable it came from) from the environment."""
+        raw = env.get(self.env)
+        if raw is None and self.otel_env is not None and self.otel_env in env:
+            return env[self.otel_env], self.otel_env
+        return raw, self.env
 
     @property
     def cli_flag(self) -> str:
@@ -206,10 +215,13 @@ SETTINGS: tuple[Setting, ...] = (
             metavar="SECONDS"),
     Setting("max_queue_size", "SPYGLASS_MAX_QUEUE_SIZE",
             "spans or log records held per process while a backend is slow", 8192,
-            _parse_positive_int, metavar="N"),
+            _parse_positive_int, metavar="N", otel_env="OTEL_BSP_MAX_QUEUE_SIZE"),
     Setting("export_batch_size", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
             "most spans or log records per upload (at most --max-queue-size)", 2048,
             _parse_positive_int, metavar="N"),
+    Setting("export_delay", "OTEL_BSP_SCHEDULE_DELAY",
+            "longest wait, in milliseconds, before a partial batch is uploaded", 2000,
+            _parse_positive_int, metavar="MS"),
     Setting("sentry_dsn", "SENTRY_DSN",
             "send errors to this Sentry DSN (off when empty: sentry-sdk is not even imported)",
             None, metavar="DSN"),
@@ -256,6 +268,7 @@ class Config:
     export_timeout: float
     max_queue_size: int
     export_batch_size: int
+    export_delay: int
     sentry_dsn: str | None
     trace_url_template: str
     slow_request_seconds: float
@@ -344,8 +357,7 @@ def load_config(
         if setting.name in overrides and overrides[setting.name] is not None:
             values[setting.name] = overrides[setting.name]
             continue
-        raw = env.get(setting.env)
-        where = setting.env
+        raw, where = setting.read(env)
         if raw is None and setting.name in table:
             raw, where = str(table[setting.name]), f"pyproject.toml [tool.spyglass] {setting.name}"
             if isinstance(table[setting.name], bool):
@@ -428,7 +440,8 @@ def setting_unset(env: Mapping[str, str], table: Mapping[str, Any],
                   overrides: Mapping[str, Any], name: str) -> bool:
     """True when nobody set ``name``: not by option, variable or file."""
     setting = _BY_NAME[name]
-    return overrides.get(name) is None and setting.env not in env and name not in table
+    return (overrides.get(name) is None and setting.read(env)[0] is None
+            and name not in table)
 
 
 def to_environ(values: Mapping[str, Any]) -> dict[str, str]:

@@ -376,7 +376,8 @@ def setup(config: Config) -> TracerProvider:
     provider.add_span_processor(DependencyMetricsProcessor())
     if config.traces:
         _worker = BatchWorker("traces", _make_sender(config), max_queue=config.max_queue_size,
-                              max_batch=config.export_batch_size)
+                              max_batch=config.export_batch_size,
+                              interval=config.export_delay / 1000)
         provider.add_span_processor(ExportProcessor(_worker))
     trace.set_tracer_provider(provider)
     _light_provider = LightTracerProvider(provider, _light_span_ended)

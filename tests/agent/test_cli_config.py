@@ -26,7 +26,8 @@ from spyglass.config import SETTINGS, load_config
 MARKER_APP = ["python", "-c", "open('marker', 'w').write('started')"]
 CLEAN_ENV = {"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_PROPAGATORS", "OTEL_TRACES_SAMPLER",
              "OTEL_TRACES_SAMPLER_ARG", "OTEL_SERVICE_NAME", "SPYGLASS_METRICS_PORT",
-             "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "SPYGLASS_MAX_QUEUE_SIZE"}
+             "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "SPYGLASS_MAX_QUEUE_SIZE", "OTEL_BSP_MAX_QUEUE_SIZE",
+             "OTEL_BSP_SCHEDULE_DELAY"}
 
 
 def spyglass(args: list[str], cwd: Path, env: dict[str, str] | None = None,
@@ -72,6 +73,10 @@ BAD = [
      ["OTEL_BSP_MAX_EXPORT_BATCH_SIZE=9000", "SPYGLASS_MAX_QUEUE_SIZE=8192", "raise the queue"]),
     ("batch-over-queue-options", ["--export-batch-size", "64", "--max-queue-size", "32"], {},
      None, ["--export-batch-size", "=64", "--max-queue-size", "=32"]),
+    ("otel-queue-invalid", [], {"OTEL_BSP_MAX_QUEUE_SIZE": "-1"}, None,
+     ["OTEL_BSP_MAX_QUEUE_SIZE", "positive whole number"]),
+    ("delay-not-a-number", [], {"OTEL_BSP_SCHEDULE_DELAY": "soon"}, None,
+     ["OTEL_BSP_SCHEDULE_DELAY", "positive whole number"]),
     ("port-in-use", ["--metrics-port", "{busy}"], {}, None,
      ["{busy}", "--metrics-port", "SPYGLASS_METRICS_PORT"]),
 ]
@@ -195,3 +200,15 @@ def test_a_queue_set_alone_caps_the_default_batch(tmp_path: Path) -> None:
     both = load_config(environ={"SPYGLASS_MAX_QUEUE_SIZE": "100",
                                 "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "10"}, cwd=tmp_path)
     assert (both.max_queue_size, both.export_batch_size) == (100, 10)
+
+
+def test_the_sdk_queue_variable_counts_when_ours_is_unset(tmp_path: Path) -> None:
+    """``OTEL_BSP_MAX_QUEUE_SIZE`` sets the queue (and so caps the default batch);
+    ``SPYGLASS_MAX_QUEUE_SIZE`` wins over it."""
+    otel = load_config(environ={"OTEL_BSP_MAX_QUEUE_SIZE": "100"}, cwd=tmp_path)
+    assert (otel.max_queue_size, otel.export_batch_size) == (100, 100)
+    ours = load_config(environ={"OTEL_BSP_MAX_QUEUE_SIZE": "100",
+                                "SPYGLASS_MAX_QUEUE_SIZE": "300"}, cwd=tmp_path)
+    assert (ours.max_queue_size, ours.export_batch_size) == (300, 300)
+    assert load_config(environ={"OTEL_BSP_SCHEDULE_DELAY": "250"}, cwd=tmp_path).export_delay \
+        == 250

@@ -102,7 +102,8 @@ class LokiPusher:
                               headers={"User-Agent": "spyglass"}, compression="gzip")
         self.worker: BatchWorker[Entry] = BatchWorker("logs", self.send,
                                                       max_queue=config.max_queue_size,
-                                                      max_batch=config.export_batch_size)
+                                                      max_batch=config.export_batch_size,
+                                                      interval=config.export_delay / 1000)
 
     def record(self, record: logging.LogRecord) -> None:
         # The app's handlers ran first (logs.tap), and a Formatter among them left the

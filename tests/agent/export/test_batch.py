@@ -85,3 +85,39 @@ def test_export_batch_size_caps_every_upload(tmp_path: Path, batch: str | None,
         assert sorted(spans_per_upload, reverse=True) == uploads, spans_per_upload
         assert len(loki.entries()) == 7, loki.errors
         assert loki.pushes == len(uploads), (loki.pushes, uploads)
+
+
+_ONE_SPAN_THEN_WAIT = """
+import logging, time
+from opentelemetry import trace
+logging.basicConfig(level=logging.INFO)
+with trace.get_tracer("delay-test").start_as_current_span("one"):
+    logging.getLogger("delay-test").info("one line")
+time.sleep(5)
+"""
+
+
+def test_export_delay_holds_a_partial_batch(tmp_path: Path) -> None:
+    """``OTEL_BSP_SCHEDULE_DELAY`` is how long a partial batch may wait: at 60 s, one span and
+    one log line stay queued while the process runs 5 s (the default, 2 s, would have sent
+    them), and go out when it exits."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "SPYGLASS_"))}
+    with OTLPReceiver() as otlp, LokiReceiver() as loki:
+        env.update({"OTEL_EXPORTER_OTLP_ENDPOINT": otlp.endpoint, "SPYGLASS_METRICS": "false",
+                    "SPYGLASS_LOKI_URL": loki.endpoint, "OTEL_BSP_SCHEDULE_DELAY": "60000"})
+        proc = subprocess.Popen(spyglass_argv(sys.executable, "-c", _ONE_SPAN_THEN_WAIT),
+                                cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            while proc.poll() is None:
+                assert not otlp.spans() and not loki.entries(), "a partial batch went early"
+                time.sleep(0.1)
+            assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+            if proc.stderr:
+                proc.stderr.close()
+        assert [s.name for s in otlp.spans()] == ["one"]
+        assert len(loki.entries()) == 1, loki.errors
