@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
                 run = subprocess.run(
                     ["valgrind", "--tool=callgrind", "--separate-threads=yes",
                      f"--callgrind-out-file={out}",
-                     python, "-c", child, variant, args.app, args.endpoint, str(n), "1"],
+                     python, "-c", child, variant, args.app, args.endpoint, str(n), "1", "0"],
                     env=dict(env, SPYGLASS_METRICS_PORT=str(free_port())),
                     capture_output=True, text=True, timeout=1800)
                 found = re.search(r"Collected : (\d+)", run.stderr)
