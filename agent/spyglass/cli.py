@@ -76,7 +76,7 @@ def _add_run(subparsers: Any) -> None:
         formatter_class=_HelpFormatter)
     for s in SETTINGS:
         default = "" if s.default in (None, ()) else f", default {s.default}"
-        also = f" or {s.otel_env}" if s.otel_env else ""
+        also = f" or {s.otel_env}{s.otel_unit}" if s.otel_env else ""
         help_text = f"{s.help} [env {s.env}{also}{default}]"
         if s.is_flag:
             run.add_argument(s.cli_flag, dest=s.name, action="store_const", const=True,

@@ -85,6 +85,17 @@ def _parse_positive_float(raw: str) -> float:
     return value
 
 
+def _parse_ms_as_seconds(raw: str) -> float:
+    """The SDK's ``OTEL_BSP_EXPORT_TIMEOUT``: milliseconds, where ours are seconds."""
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError("expected a positive number of milliseconds") from None
+    if value <= 0:
+        raise ValueError("expected a positive number of milliseconds")
+    return value / 1000
+
+
 def _parse_non_negative_float(raw: str) -> float:
     try:
         value = float(raw)
@@ -154,6 +165,9 @@ class Setting:
     is_flag: bool = False  # a boolean option that takes no argument on the command line
     #: The OpenTelemetry SDK's variable for the same thing, read when ``env`` is not set.
     otel_env: str | None = None
+    #: How ``otel_env``'s value is parsed, where its unit differs from ours.
+    otel_parse: Callable[[str], Any] | None = None
+    otel_unit: str = ""  # said in ``--help`` next to ``otel_env``: " (ms)"
 
     def read(self, env: Mapping[str, str]) -> tuple[str | None, str]:
         """(raw value, the variable it came from) from the environment."""
@@ -212,7 +226,8 @@ SETTINGS: tuple[Setting, ...] = (
             False, _parse_bool, is_flag=True),
     Setting("export_timeout", "SPYGLASS_EXPORT_TIMEOUT",
             "seconds one export may take before its data is dropped", 5.0, _parse_positive_float,
-            metavar="SECONDS"),
+            metavar="SECONDS", otel_env="OTEL_BSP_EXPORT_TIMEOUT",
+            otel_parse=_parse_ms_as_seconds, otel_unit=" (ms)"),
     Setting("max_queue_size", "SPYGLASS_MAX_QUEUE_SIZE",
             "spans or log records held per process while a backend is slow", 8192,
             _parse_positive_int, metavar="N", otel_env="OTEL_BSP_MAX_QUEUE_SIZE"),
@@ -353,9 +368,12 @@ def load_config(
             f"known keys are {', '.join(sorted(_BY_NAME))}"
         )
     values: dict[str, Any] = {}
+    #: Where each value that is not a default came from, as an error message names it.
+    sources: dict[str, str] = {}
     for setting in SETTINGS:
         if setting.name in overrides and overrides[setting.name] is not None:
             values[setting.name] = overrides[setting.name]
+            sources[setting.name] = setting.cli_flag
             continue
         raw, where = setting.read(env)
         if raw is None and setting.name in table:
@@ -367,8 +385,12 @@ def load_config(
         if raw is None or (raw == "" and not isinstance(setting.default, bool)):
             values[setting.name] = setting.default
             continue
+        parse = setting.parse
+        if where == setting.otel_env and setting.otel_parse is not None:
+            parse = setting.otel_parse
         try:
-            values[setting.name] = setting.parse(raw)
+            values[setting.name] = parse(raw)
+            sources[setting.name] = where
         except ValueError as exc:
             raise ConfigError(
                 f"{where}={raw!r} is invalid: {exc} "
@@ -390,11 +412,15 @@ def load_config(
         if setting_unset(env, table, overrides, "export_batch_size"):
             values["export_batch_size"] = values["max_queue_size"]
         else:
+            def said(name: str) -> str:
+                where = sources.get(name) or f"the default {_BY_NAME[name].cli_flag}"
+                return f"{where}={values[name]}"
+
             raise ConfigError(
-                "--export-batch-size/OTEL_BSP_MAX_EXPORT_BATCH_SIZE="
-                f"{values['export_batch_size']} is larger than --max-queue-size/"
-                f"SPYGLASS_MAX_QUEUE_SIZE={values['max_queue_size']}: a batch is taken from "
-                "the queue, so lower the batch size or raise the queue size")
+                f"{said('export_batch_size')} is larger than {said('max_queue_size')}: a "
+                "batch is taken from the queue, so lower the batch size (--export-batch-size, "
+                "OTEL_BSP_MAX_EXPORT_BATCH_SIZE) or raise the queue size (--max-queue-size, "
+                "SPYGLASS_MAX_QUEUE_SIZE or OTEL_BSP_MAX_QUEUE_SIZE)")
     try:
         sdk_disabled = _parse_bool(env.get("OTEL_SDK_DISABLED", "false"))
     except ValueError as exc:

@@ -70,9 +70,18 @@ BAD = [
     ("batch-not-positive", [], {"OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "0"}, None,
      ["OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "positive whole number"]),
     ("batch-over-queue", [], {"OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "9000"}, None,
-     ["OTEL_BSP_MAX_EXPORT_BATCH_SIZE=9000", "SPYGLASS_MAX_QUEUE_SIZE=8192", "raise the queue"]),
+     ["OTEL_BSP_MAX_EXPORT_BATCH_SIZE=9000", "the default --max-queue-size=8192",
+      "raise the queue size (--max-queue-size"]),
     ("batch-over-queue-options", ["--export-batch-size", "64", "--max-queue-size", "32"], {},
-     None, ["--export-batch-size", "=64", "--max-queue-size", "=32"]),
+     None, ["--export-batch-size=64 is larger than --max-queue-size=32"]),
+    ("batch-over-sdk-queue", [],
+     {"OTEL_BSP_MAX_QUEUE_SIZE": "100", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "200"}, None,
+     ["OTEL_BSP_MAX_EXPORT_BATCH_SIZE=200 is larger than OTEL_BSP_MAX_QUEUE_SIZE=100"]),
+    ("batch-over-pyproject-queue", ["--export-batch-size", "64"], {},
+     '[tool.spyglass]\nmax_queue_size = 10\n',
+     ["--export-batch-size=64 is larger than pyproject.toml [tool.spyglass] max_queue_size=10"]),
+    ("sdk-export-timeout-invalid", [], {"OTEL_BSP_EXPORT_TIMEOUT": "soon"}, None,
+     ["OTEL_BSP_EXPORT_TIMEOUT='soon'", "positive number of milliseconds"]),
     ("otel-queue-invalid", [], {"OTEL_BSP_MAX_QUEUE_SIZE": "-1"}, None,
      ["OTEL_BSP_MAX_QUEUE_SIZE", "positive whole number"]),
     ("delay-not-a-number", [], {"OTEL_BSP_SCHEDULE_DELAY": "soon"}, None,
@@ -212,3 +221,30 @@ def test_the_sdk_queue_variable_counts_when_ours_is_unset(tmp_path: Path) -> Non
     assert (ours.max_queue_size, ours.export_batch_size) == (300, 300)
     assert load_config(environ={"OTEL_BSP_SCHEDULE_DELAY": "250"}, cwd=tmp_path).export_delay \
         == 250
+
+
+def test_the_sdk_export_timeout_is_milliseconds(tmp_path: Path) -> None:
+    """``OTEL_BSP_EXPORT_TIMEOUT`` is in milliseconds (the SDK's unit) where
+    ``SPYGLASS_EXPORT_TIMEOUT`` is in seconds; ours wins when both are set."""
+    assert load_config(environ={}, cwd=tmp_path).export_timeout == 5.0
+    sdk = load_config(environ={"OTEL_BSP_EXPORT_TIMEOUT": "2500"}, cwd=tmp_path)
+    assert sdk.export_timeout == 2.5
+    both = load_config(environ={"OTEL_BSP_EXPORT_TIMEOUT": "2500",
+                                "SPYGLASS_EXPORT_TIMEOUT": "7"}, cwd=tmp_path)
+    assert both.export_timeout == 7.0
+    # And it is the time an upload to a hung backend may take (the poster tracing.py builds).
+    import time
+
+    from tests.support.blackhole import BlackHoleServer
+
+    from spyglass.export.http import otlp_poster
+
+    with BlackHoleServer() as hole:
+        config = load_config(environ={"OTEL_BSP_EXPORT_TIMEOUT": "300",
+                                      "OTEL_EXPORTER_OTLP_ENDPOINT": hole.endpoint},
+                             cwd=tmp_path)
+        poster = otlp_poster(config.traces_url, config.export_timeout)
+        t0 = time.monotonic()
+        with pytest.raises(OSError):
+            poster.post(b"", "application/x-protobuf")
+        assert 0.25 < time.monotonic() - t0 < 2.0
