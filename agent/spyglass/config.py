@@ -137,6 +137,19 @@ def _parse_list(raw: str) -> tuple[str, ...]:
     return tuple(item.strip().lower() for item in raw.split(",") if item.strip())
 
 
+#: OpenTelemetry's instrumentation names where Spyglass's integration is named otherwise
+#: (one integration, starlette, serves FastAPI and Starlette apps).
+_OTEL_INSTRUMENTATION_NAMES = {"fastapi": "starlette"}
+
+
+def _parse_otel_instrumentations(raw: str) -> tuple[str, ...]:
+    """``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS``: opentelemetry-instrument's names, which are
+    ours but for ``fastapi``; the names it knows and we do not are kept and match nothing."""
+    names = _parse_list(raw)
+    return names + tuple(_OTEL_INSTRUMENTATION_NAMES[n] for n in names
+                         if n in _OTEL_INSTRUMENTATION_NAMES)
+
+
 _LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
@@ -220,7 +233,8 @@ SETTINGS: tuple[Setting, ...] = (
             _parse_level, metavar="LEVEL"),
     Setting("disabled_integrations", "SPYGLASS_DISABLED_INTEGRATIONS",
             "comma list of integrations to leave alone, or * for all", (), _parse_list,
-            metavar="LIST"),
+            metavar="LIST", otel_env="OTEL_PYTHON_DISABLED_INSTRUMENTATIONS",
+            otel_parse=_parse_otel_instrumentations),
     Setting("console", "SPYGLASS_CONSOLE",
             "print one line per request to stderr (method, route, status, duration, trace id)",
             False, _parse_bool, is_flag=True),

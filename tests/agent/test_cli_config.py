@@ -27,7 +27,8 @@ MARKER_APP = ["python", "-c", "open('marker', 'w').write('started')"]
 CLEAN_ENV = {"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_PROPAGATORS", "OTEL_TRACES_SAMPLER",
              "OTEL_TRACES_SAMPLER_ARG", "OTEL_SERVICE_NAME", "SPYGLASS_METRICS_PORT",
              "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "SPYGLASS_MAX_QUEUE_SIZE", "OTEL_BSP_MAX_QUEUE_SIZE",
-             "OTEL_BSP_SCHEDULE_DELAY"}
+             "OTEL_BSP_SCHEDULE_DELAY", "OTEL_BSP_EXPORT_TIMEOUT",
+             "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "SPYGLASS_DISABLED_INTEGRATIONS"}
 
 
 def spyglass(args: list[str], cwd: Path, env: dict[str, str] | None = None,
@@ -248,3 +249,47 @@ def test_the_sdk_export_timeout_is_milliseconds(tmp_path: Path) -> None:
         with pytest.raises(OSError):
             poster.post(b"", "application/x-protobuf")
         assert 0.25 < time.monotonic() - t0 < 2.0
+
+
+def test_the_sdk_disabled_instrumentations_variable_counts(tmp_path: Path) -> None:
+    """``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` (opentelemetry-instrument's names, fastapi
+    for our starlette) when ``SPYGLASS_DISABLED_INTEGRATIONS`` is unset; ours wins."""
+    sdk = load_config(environ={"OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": " FastAPI, requests"},
+                      cwd=tmp_path)
+    assert not sdk.integration_enabled("starlette")
+    assert not sdk.integration_enabled("requests")
+    assert sdk.integration_enabled("flask") and sdk.integration_enabled("sqlite3")
+    ours = load_config(environ={"OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "requests",
+                                "SPYGLASS_DISABLED_INTEGRATIONS": "redis"}, cwd=tmp_path)
+    assert ours.integration_enabled("requests") and not ours.integration_enabled("redis")
+
+
+SQLITE_SCRIPT = ("import sqlite3\n"
+                 "from opentelemetry import trace\n"
+                 "with trace.get_tracer('app').start_as_current_span('work'):\n"
+                 "    sqlite3.connect(':memory:').cursor().execute('SELECT 1').fetchall()\n")
+
+
+@pytest.mark.parametrize("env", [
+    {},
+    {"SPYGLASS_DISABLED_INTEGRATIONS": "sqlite3"},
+    {"OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "sqlite3"},
+    {"SPYGLASS_DISABLED_INTEGRATIONS": "*"},
+], ids=["none", "ours", "sdk-variable", "all"])
+def test_a_disabled_integration_makes_no_spans(tmp_path: Path, env: dict[str, str]) -> None:
+    """The app's own span arrives either way; the sqlite3 query's span only when the sqlite3
+    integration is on."""
+    (tmp_path / "work.py").write_text(SQLITE_SCRIPT)
+    with OTLPReceiver() as otlp:
+        argv = spyglass_argv("python", "work.py", metrics_port=free_port())
+        proc = AppProcess(argv, cwd=tmp_path, env={
+            **dict.fromkeys(CLEAN_ENV), "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.endpoint, **env})
+        with proc:
+            wait_until(lambda: proc.returncode is not None, timeout=20)
+            assert proc.returncode == 0, proc.describe()
+        work = otlp.wait_for_spans(lambda s: s.name == "work", timeout=5)[0]
+        db = [s for s in otlp.spans() if s.attributes.get("db.system.name") == "sqlite"]
+        if env:
+            assert db == [], [s.name for s in db]
+        else:
+            assert len(db) == 1 and db[0].parent_span_id == work.span_id, db
