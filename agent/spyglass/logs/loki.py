@@ -73,16 +73,23 @@ def _logfmt_value(value: str) -> str:
     return _quote_text(value)
 
 
-#: ``level=... logger=...`` by logger name and level: a service logs from a few loggers, and
-#: the name's logfmt quoting (a regex match) and the f-string are then done once.
+#: ``level=... logger=...`` by logger name and level, already escaped for the JSON string it
+#: goes in: a service logs from a few loggers, and the name's logfmt quoting (a regex match),
+#: its JSON escaping and the f-string are then done once.
 _HEADS: Final[dict[str, dict[str, str]]] = {}
+
+
+def _json_inner(text: str) -> str:
+    """``text`` escaped as inside a JSON string (ASCII only), without the quotes. Escaping is
+    per character, so the escaped parts of a line joined are the escaped line."""
+    return _quote(text)[1:-1]
 
 
 def _head(level: str, name: str) -> str:
     by_level = _HEADS.get(name)
     head = by_level.get(level) if by_level is not None else None
     if head is None:
-        head = f"level={level} logger={_logfmt_value(name)}"
+        head = _json_inner(f"level={level} logger={_logfmt_value(name)}")
         if by_level is None:
             if len(_HEADS) >= 1024:
                 _HEADS.clear()
@@ -120,16 +127,19 @@ class LokiPusher:
 
             message += "\n" + "".join(traceback.format_exception(*record.exc_info))
         level = _level_name(record.levelno)
+        # The line is JSON-escaped in parts: the head comes escaped from its cache, the ids
+        # are hex, and only the message is escaped here (the whole line was, before: a
+        # character loop over the head and ids of every line).
         head = _head(level, record.name)
-        msg = _logfmt_value(message[:_MAX_LINE])
+        msg = _json_inner(_logfmt_value(message[:_MAX_LINE]))
         ts = int(record.created * 1e9)
         fields = context_fields(current_span().get_span_context())
         if fields[5]:  # valid
             tid, sid = format(fields[0], "032x"), format(fields[1], "016x")
-            line = f"{head} trace_id={tid} span_id={sid} msg={msg}"
-            entry = f'["{ts}",{_quote(line)},{{"trace_id":"{tid}","span_id":"{sid}"}}]'
+            entry = (f'["{ts}","{head} trace_id={tid} span_id={sid} msg={msg}",'
+                     f'{{"trace_id":"{tid}","span_id":"{sid}"}}]')
         else:
-            entry = f'["{ts}",{_quote(f"{head} msg={msg}")}]'
+            entry = f'["{ts}","{head} msg={msg}"]'
         self.worker.put((level, entry))
 
     def payload(self, batch: Sequence[Entry]) -> bytes:

@@ -72,6 +72,41 @@ def test_an_unformatted_record_is_formatted_here(tmp_path: Path) -> None:
     assert _line(sink.items[1]).endswith('msg="needs %d"')
 
 
+
+_HOSTILE = ['plain', 'say "hi"', 'back\\slash', 'tab\tnew\nline\r', 'ctl \x00\x1f\x7f',
+            'caf\u00e9 \u2028 \U0001f600', 'lone \udc80 surrogate', '%s', '=', '']
+
+
+def test_each_line_is_the_whole_line_escaped(tmp_path: Path) -> None:
+    """The line is JSON-escaped in parts (cached head, hex ids, message); whatever a logger
+    name or message holds, the entry decodes to the logfmt line, inside a span and out."""
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, use_span
+
+    from spyglass.logs.loki import _logfmt_value
+
+    pusher, sink = _pusher(tmp_path)
+    ctx = SpanContext(0xABC, 0xDEF, False, TraceFlags(1))
+    expected = []
+    for name in ["app", 'we"ird logger', "caf\u00e9.\U0001f600"]:
+        for message in _HOSTILE:
+            record = logging.LogRecord(name, logging.WARNING, __file__, 1, message, None, None)
+            record.message = message
+            head = f"level=warning logger={_logfmt_value(name)}"
+            pusher.record(record)
+            expected.append([str(int(record.created * 1e9)),
+                             f"{head} msg={_logfmt_value(message)}"])
+            with use_span(NonRecordingSpan(ctx)):
+                pusher.record(record)
+            tid, sid = f"{0xABC:032x}", f"{0xDEF:016x}"
+            expected.append([str(int(record.created * 1e9)),
+                             f"{head} trace_id={tid} span_id={sid} msg={_logfmt_value(message)}",
+                             {"trace_id": tid, "span_id": sid}])
+    entries = [item[1] for item in sink.items]
+    assert [json.loads(entry) for entry in entries] == expected
+    # ASCII on the wire, as json.dumps(ensure_ascii=True) writes it: the same bytes.
+    assert entries == [json.dumps(e, separators=(",", ":")) for e in expected]
+
+
 _THREADS_SCRIPT = textwrap.dedent("""
     import json, logging, os, sys, threading
     from spyglass.config import load_config
