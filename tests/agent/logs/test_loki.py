@@ -180,3 +180,14 @@ def test_agent_threads_are_skipped_in_parent_and_forked_child() -> None:
     # another thread (whose main thread is that one).
     assert parent_checks == 0
     assert child_checks == 0
+
+
+def test_ids_are_hex_as_format_writes_them() -> None:
+    """In range, ids become 32 and 16 hex digits without ``format``; out of range (a foreign
+    span context's), exactly what ``format`` wrote before."""
+    from spyglass.logs.loki import _hex_ids
+
+    for trace_id, span_id in [(1, 1), (0xABC, 0xDEF), (2**128 - 1, 2**64 - 1), (2**130, 7),
+                              (5, 2**64), (-1, 3)]:
+        assert _hex_ids(trace_id, span_id) == (format(trace_id, "032x"),
+                                               format(span_id, "016x"))
