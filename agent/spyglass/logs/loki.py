@@ -85,6 +85,18 @@ def _json_inner(text: str) -> str:
     return _quote(text)[1:-1]
 
 
+def _message_value(message: str) -> str:
+    """``msg=``'s logfmt value, escaped for the JSON string of the line.
+
+    The usual message -- printable ASCII with a space and no quote or backslash -- is quoted
+    in logfmt and needs no JSON escaping but of those two quotes: written directly, without
+    the bare-token regex and two escaping passes (about 4,000 instructions a line)."""
+    if (message.isascii() and " " in message and '"' not in message
+            and "\\" not in message and message.isprintable()):
+        return '\\"' + message + '\\"'
+    return _json_inner(_logfmt_value(message))
+
+
 def _hex_ids(trace_id: Any, span_id: Any) -> tuple[str, str]:
     """The ids as 32 and 16 lower-case hex digits. ``to_bytes().hex()`` takes about half
     the time of ``format(id, "032x")`` (a format-spec parse per call); an id out of range
@@ -141,7 +153,7 @@ class LokiPusher:
         # are hex, and only the message is escaped here (the whole line was, before: a
         # character loop over the head and ids of every line).
         head = _head(level, record.name)
-        msg = _json_inner(_logfmt_value(message[:_MAX_LINE]))
+        msg = _message_value(message[:_MAX_LINE])
         ts = int(record.created * 1e9)
         fields = context_fields(current_span().get_span_context())
         if fields[5]:  # valid

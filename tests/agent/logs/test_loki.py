@@ -191,3 +191,22 @@ def test_ids_are_hex_as_format_writes_them() -> None:
                               (5, 2**64), (-1, 3)]:
         assert _hex_ids(trace_id, span_id) == (format(trace_id, "032x"),
                                                format(span_id, "016x"))
+
+
+def test_the_usual_message_takes_the_short_path_to_the_same_value() -> None:
+    """``_message_value`` writes the common message (printable ASCII, a space, no quote or
+    backslash) directly; every message, common or not, gets what the general path gives."""
+    import random
+    import string
+
+    from spyglass.logs.loki import _json_inner, _logfmt_value, _message_value
+
+    fixed = ["work done for item 7", "a/b c", " ", "trailing ", "k=v x=y", "100% done",
+             "tab\there", "x\x7fy z", 'say "hi" now', "back\\slash x", "caf\u00e9 au lait",
+             "line\u2028sep x", "", "single", "user@host:/path", "{json: 1} [x]", "<a href>"]
+    rng = random.Random(5)
+    alphabet = string.printable + "\u00e9\u2028\U0001f600\x00\x1f"
+    randoms = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40)))
+               for _ in range(2000)]
+    for message in fixed + randoms:
+        assert _message_value(message) == _json_inner(_logfmt_value(message)), repr(message)
