@@ -75,25 +75,23 @@ def _parse_ratio(raw: str) -> float:
     return value
 
 
-def _parse_positive_float(raw: str) -> float:
+def _positive_number(raw: str, unit: str) -> float:
     try:
         value = float(raw)
     except ValueError:
-        raise ValueError("expected a positive number of seconds") from None
-    if value <= 0:
-        raise ValueError("expected a positive number of seconds")
+        value = 0.0
+    if not 0 < value < float("inf"):  # NaN and infinity too: a socket timeout takes neither
+        raise ValueError(f"expected a positive number of {unit}")
     return value
+
+
+def _parse_positive_float(raw: str) -> float:
+    return _positive_number(raw, "seconds")
 
 
 def _parse_ms_as_seconds(raw: str) -> float:
     """The SDK's ``OTEL_BSP_EXPORT_TIMEOUT``: milliseconds, where ours are seconds."""
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError("expected a positive number of milliseconds") from None
-    if value <= 0:
-        raise ValueError("expected a positive number of milliseconds")
-    return value / 1000
+    return _positive_number(raw, "milliseconds") / 1000
 
 
 def _parse_non_negative_float(raw: str) -> float:
