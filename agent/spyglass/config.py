@@ -421,7 +421,7 @@ def load_config(
     # upload costs the request thread a fixed amount, whatever its size. A queue set alone
     # below the default batch caps the batch; a batch set above the queue is an error.
     if values["export_batch_size"] > values["max_queue_size"]:
-        if setting_unset(env, table, overrides, "export_batch_size"):
+        if "export_batch_size" not in sources:  # nobody set it: the default gives way
             values["export_batch_size"] = values["max_queue_size"]
         else:
             def said(name: str) -> str:

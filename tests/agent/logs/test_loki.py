@@ -72,7 +72,6 @@ def test_an_unformatted_record_is_formatted_here(tmp_path: Path) -> None:
     assert _line(sink.items[1]).endswith('msg="needs %d"')
 
 
-
 _HOSTILE = ['plain', 'say "hi"', 'back\\slash', 'tab\tnew\nline\r', 'ctl \x00\x1f\x7f',
             'caf\u00e9 \u2028 \U0001f600', 'lone \udc80 surrogate', '%s', '=', '']
 
