@@ -39,6 +39,10 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+#: str hashes are randomised per process, and with them how often dict lookups collide: the
+#: same build counted up to ~10 k instructions per request apart between runs. A fixed seed
+#: makes two runs of one build count the same, so a change's own effect can be read off.
+_HASH_SEED = "0"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         env.update(BENCH_APPS=str(HERE / "apps"), BENCH_WORK_ITERS=str(args.work_iters),
                    BENCH_LOG_FILE=f"{tmp}/app.log", BENCH_DB=f"{tmp}/bench.sqlite3",
                    OTEL_EXPORTER_OTLP_ENDPOINT=sink.url, SPYGLASS_LOKI_URL=sink.url,
-                   OTEL_TRACES_SAMPLER="always_on", SPYGLASS_SERVICE_NAME="bench-ir")
+                   OTEL_TRACES_SAMPLER="always_on", SPYGLASS_SERVICE_NAME="bench-ir",
+                   PYTHONHASHSEED=_HASH_SEED)
         print(f"{args.app} {args.endpoint}: callgrind instructions per request "
               f"(N = {n1} and {n2})\n\n| variant | main thread Ir/request | vs bare | "
               "all threads Ir/request | vs bare |\n|---|---|---|---|---|")
@@ -173,8 +178,8 @@ def _server_main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> i
                         ["valgrind", "--tool=callgrind", "--trace-children=yes",
                          "--separate-threads=yes", f"--callgrind-out-file={prefix}.%p",
                          *(_CACHE_ARGS if args.cache_sim else ()), *spec.argv],
-                        env=spec.env, stdout=log, stderr=subprocess.STDOUT,
-                        start_new_session=True)
+                        env=dict(spec.env, PYTHONHASHSEED=_HASH_SEED), stdout=log,
+                        stderr=subprocess.STDOUT, start_new_session=True)
                 url = f"http://127.0.0.1:{port}"
                 server = Server(proc, proc.pid, 0.0)
                 try:

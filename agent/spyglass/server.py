@@ -14,7 +14,7 @@ import contextvars
 import functools
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Coroutine, Iterable, Iterator
 from typing import Any, Final
 
 from opentelemetry import context as otel_context
@@ -453,8 +453,12 @@ class ASGIMiddleware:
         self.app = app
         self.__wrapped__ = app
 
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        await asgi_call(self.app, scope, receive, send)
+    def __call__(self, scope: dict, receive: Any, send: Any) -> Coroutine[Any, Any, None]:
+        # A plain method returning asgi_call's coroutine, not an ``async def`` awaiting it:
+        # one coroutine object and one await level fewer per request, and every suspension
+        # of the app resumes through one level fewer. uvicorn chose the ASGI interface from
+        # the app it loaded before this wrapper was put around it (integrations/uvicorn.py).
+        return asgi_call(self.app, scope, receive, send)
 
 
 _lag_loops: Final[set[int]] = set()

@@ -15,6 +15,8 @@ key in the scope makes ``FastAPI.__call__`` go straight to the app.
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 from typing import Any
 
 import wrapt
@@ -30,19 +32,34 @@ MODULES = ("starlette.applications",)
 _FASTAPI_SCOPE_KEY = "fastapi.telemetry"
 
 
+def _as_coroutine_function(func: Any) -> Any:
+    """``func``, marked as a coroutine function for the checks servers and frameworks make.
+
+    The patched ``__call__`` methods are plain functions that return a coroutine (the app's
+    own, or asgi_call's) instead of ``async def`` wrappers awaiting it: no coroutine object and
+    no await level of ours per request once an outer layer observes it. uvicorn picks ASGI 3
+    only if ``asyncio.iscoroutinefunction(app.__call__)`` holds, which a plain function passes
+    with asyncio's marker (Python 3.11 and older) or ``inspect.markcoroutinefunction``
+    (3.12 and newer)."""
+    mark = getattr(inspect, "markcoroutinefunction", None)
+    if mark is not None:
+        return mark(func)
+    func._is_coroutine = asyncio.coroutines._is_coroutine  # type: ignore[attr-defined]
+    return func
+
+
 def setup_once(config: Config) -> None:
     from starlette.applications import Starlette
 
     original = Starlette.__call__
 
-    async def __call__(self: Any, scope: dict, receive: Any, send: Any) -> None:
+    def __call__(self: Any, scope: dict, receive: Any, send: Any) -> Any:
         if current() is not None:  # an outer layer (the server hook, FastAPI) observes it
-            await original(self, scope, receive, send)
-            return
-        await asgi_call(lambda s, r, se: original(self, s, r, se), scope, receive, send)
+            return original(self, scope, receive, send)
+        return asgi_call(lambda s, r, se: original(self, s, r, se), scope, receive, send)
 
     __call__.__wrapped__ = original  # type: ignore[attr-defined]
-    Starlette.__call__ = __call__  # type: ignore[method-assign,assignment]
+    Starlette.__call__ = _as_coroutine_function(__call__)  # type: ignore[method-assign]
 
 
 def _patch_fastapi(module: Any) -> None:
@@ -51,16 +68,15 @@ def _patch_fastapi(module: Any) -> None:
         return  # older FastAPI: no native telemetry, Starlette.__call__ covers it
     original = fastapi_cls.__call__
 
-    async def __call__(self: Any, scope: dict, receive: Any, send: Any) -> None:
+    def __call__(self: Any, scope: dict, receive: Any, send: Any) -> Any:
         if scope.get("type") == "http":
             scope.setdefault(_FASTAPI_SCOPE_KEY, None)
         if current() is not None:
-            await original(self, scope, receive, send)
-            return
-        await asgi_call(lambda s, r, se: original(self, s, r, se), scope, receive, send)
+            return original(self, scope, receive, send)
+        return asgi_call(lambda s, r, se: original(self, s, r, se), scope, receive, send)
 
     __call__.__wrapped__ = original  # type: ignore[attr-defined]
-    fastapi_cls.__call__ = __call__
+    fastapi_cls.__call__ = _as_coroutine_function(__call__)
 
 
 # Registered when integrations.install() imports this module at agent start (only if the
