@@ -67,15 +67,32 @@ def thread_cpu(root: int) -> dict[tuple[int, int, str], tuple[float, ...]]:
     return out
 
 
+def _pin_tree(root: int, cpus: set[int]) -> None:
+    """Every thread of every process in the tree onto ``cpus`` (threads started later
+    inherit their creator's)."""
+    for pid in tree_pids(root):
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except FileNotFoundError:
+            continue
+        for tid in tids:
+            try:
+                os.sched_setaffinity(int(tid), cpus)
+            except OSError:
+                pass
+
+
 def window(variant: str, app: str, endpoint: str, module: str | None, app_env: dict[str, str],
-           sink: NginxSink, udp: UdpCounter, scratch: Path, duration: float
-           ) -> tuple[float, ...]:
+           sink: NginxSink, udp: UdpCounter, scratch: Path, duration: float,
+           pin: bool = False) -> tuple[float, ...]:
     """(request thread µs/req, whole tree µs/req, req/s, request thread's kernel µs/req,
     minor faults/req, context switches/req) of one start of ``variant``."""
     contender, *settings = variant.split()
     env = {**app_env, **dict(s.split("=", 1) for s in settings)}
     server, port, _ = start_server(contender, app, sink.url, udp.port, env,
                                    scratch / "server.log", module=module)
+    if pin:
+        _pin_tree(server.proc.pid, {1})
     try:
         url = f"http://127.0.0.1:{port}{endpoint}"
         wrk.run(url, 2)
@@ -103,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--module", default=None, help="the app module (default: the app's own)")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--duration", type=float, default=8.0)
+    p.add_argument("--pin", action="store_true",
+                   help="the server's processes on CPU 1, wrk and the sinks on CPU 0 (no "
+                        "migration between the two; every variant alike)")
     args = p.parse_args(argv)
     variants = [v.strip() for v in args.variants.split(";") if v.strip()]
 
@@ -112,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     from common import ensure_db
 
     rows: dict[str, list[tuple[float, ...]]] = {v: [] for v in variants}
+    if args.pin:
+        os.sched_setaffinity(0, {0})  # inherited by the sinks, wrk and (until pinned) servers
     with tempfile.TemporaryDirectory(prefix="spyglass-threads-") as tmp:
         scratch = Path(tmp)
         db = scratch / "bench.sqlite3"
@@ -123,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
         for r in range(args.rounds):
             for variant in variants:
                 rows[variant].append(window(variant, args.app, args.endpoint, args.module,
-                                            app_env, sink, udp, scratch, args.duration))
+                                            app_env, sink, udp, scratch, args.duration,
+                                            args.pin))
             print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
     base = statistics.median(x[0] for x in rows[variants[0]])
     print(f"{args.app} {args.endpoint}, median of {args.rounds} rounds "

@@ -421,10 +421,12 @@ async def asgi_call(app: Callable[..., Any], scope: dict, receive: Any, send: An
     if not _lag_started:
         _start_loop_lag()
 
-    async def _send(message: Any) -> None:
+    def _send(message: Any) -> Any:
+        # Returns the server's own awaitable instead of awaiting it in a coroutine of ours:
+        # no coroutine object and await level per message (two or more per request).
         if message.get("type") == "http.response.start":
             state.status = int(message.get("status", 0))
-        await send(message)
+        return send(message)
 
     try:
         await app(scope, receive, _send)
