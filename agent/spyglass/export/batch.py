@@ -122,15 +122,28 @@ class BatchWorker(Generic[T]):
                     get_logger().debug("export tick failed", exc_info=True)
 
     def _drain(self, deadline: float | None, full_only: bool = False) -> None:
+        """Send full batches only (woken by a full batch), everything queued when the drain
+        began (a timer tick), or everything until the queue is empty or ``deadline`` passes
+        (a flush: at exit nothing more arrives, and what does must not be lost).
+
+        A timer tick does not run until the queue is empty: under steady load the request
+        threads queue a few items during every upload, so such a drain never ended, and sent
+        a stream of uploads of a few items each, hundreds a second, each costing about as much
+        as a full one (benchmarks/RESULTS.md, session 14). What arrives during a tick's drain
+        waits for a full batch or the next tick."""
         with self._flush_lock:
             queue = self._queue
-            least = self._max_batch if full_only else 1
-            while len(queue) >= least:
+            max_batch = self._max_batch
+            budget = len(queue) if deadline is None and not full_only else -1
+            while queue and (len(queue) >= max_batch or not full_only) and budget != 0:
                 if deadline is not None and time.monotonic() > deadline:
                     return
+                size = max_batch if budget < 0 else min(max_batch, budget)
                 batch: list[T] = []
-                while queue and len(batch) < self._max_batch:
+                while queue and len(batch) < size:
                     batch.append(queue.popleft())
+                if budget > 0:
+                    budget -= len(batch)
                 # A flush (deadline set) tries the backend even while backing off.
                 self._export(batch, backoff=deadline is None)
             self._gauge()
