@@ -82,6 +82,10 @@ def _pin_tree(root: int, cpus: set[int]) -> None:
                 pass
 
 
+#: Per variant, per window: µs/req of every other thread of the tree, by thread name.
+_OTHERS: dict[str, list[dict[str, float]]] = {}
+
+
 def window(variant: str, app: str, endpoint: str, module: str | None, app_env: dict[str, str],
            sink: NginxSink, udp: UdpCounter, scratch: Path, duration: float,
            pin: bool = False) -> tuple[float, ...]:
@@ -107,6 +111,14 @@ def window(variant: str, app: str, endpoint: str, module: str | None, app_env: d
              for k, v in after.items()}
     main = [sum(v[i] for k, v in spent.items() if k[0] == k[1] == server.worker)
             for i in range(4)]
+    others = _OTHERS.setdefault(variant, [])
+    by_name: dict[str, float] = {}
+    for (pid, tid, name), v in spent.items():
+        if not pid == tid == server.worker:
+            where = "master" if pid == server.proc.pid else "other"
+            key = name if pid == server.worker else f"{name} ({where} process)"
+            by_name[key] = by_name.get(key, 0.0) + v[0] / n * 1e6
+    others.append(by_name)
     return (main[0] / n * 1e6, sum(v[0] for v in spent.values()) / n * 1e6, result.rps,
             main[1] / n * 1e6, main[2] / n, main[3] / n)
 
@@ -159,6 +171,13 @@ def main(argv: list[str] | None = None) -> int:
             statistics.median(x[i] for x in rows[variant]) for i in range(6))
         print(f"| {variant} | {main_us:.0f} | {main_us - base:+.0f} | {sys_us:.0f} | "
               f"{faults:.2f} | {switches:.2f} | {tree_us:.0f} | {rps:.0f} |")
+    print("\nThe other threads of each tree, µs per request (median of the rounds):\n")
+    for variant in variants:
+        windows = _OTHERS.get(variant, [])
+        names = sorted({k for w in windows for k in w})
+        cells = ", ".join(f"{k} {statistics.median(w.get(k, 0.0) for w in windows):.1f}"
+                          for k in names)
+        print(f"- {variant}: {cells or 'none'}")
     return 0
 
 

@@ -331,17 +331,19 @@ def instrumentation_provider() -> trace.TracerProvider:
 
 _CLIENT: Final = trace.SpanKind.CLIENT
 _server_scope: Any = None  # the server spans' InstrumentationScope, set by setup()
-#: The scope of spans whose integration scrubs what it sets itself (spyglass.sqlite3).
-_self_scrubbed_scope: Any = None
+#: The scope of spans whose integration scrubs what it sets and records their dependency
+#: metric itself (spyglass.sqlite3).
+_self_recorded_scope: Any = None
 
 
-def self_scrubbed_tracer(name: str) -> Any:
-    """A light tracer for an integration of ours that scrubs its spans' attributes itself
-    (so ending one skips the generic scrub pass); only one such scope is kept."""
-    global _self_scrubbed_scope
+def self_recording_tracer(name: str) -> Any:
+    """A light tracer for an integration of ours that scrubs its spans' attributes and
+    records their duration metric itself, so ending one skips the generic scrub pass and
+    ``record_dependency``; only one such scope is kept."""
+    global _self_recorded_scope
     tracer = instrumentation_provider().get_tracer(name)
     if isinstance(tracer, LightTracer):
-        _self_scrubbed_scope = tracer.scope
+        _self_recorded_scope = tracer.scope
     return tracer
 
 
@@ -349,14 +351,16 @@ def _light_span_ended(span: LightSpan) -> None:
     """Scrub, derive dependency metrics, queue for export: the SDK processors' jobs."""
     try:
         attrs = span.attributes
-        # The server span's attributes are ours, already clipped and scrubbed (server.py),
-        # and so are the sqlite3 spans' (integrations/_sqlite3_span.py).
+        # The server span's attributes are ours, already clipped and scrubbed (server.py).
+        # The sqlite3 spans' are too, and that integration records their duration metric
+        # itself (integrations/_sqlite3_span.py).
         scope = span.instrumentation_scope
-        if attrs and scope is not _server_scope and scope is not _self_scrubbed_scope:
-            for key, value in _scrubbed(attrs):
-                attrs[key] = value
-        if span.kind is _CLIENT and span.end_time is not None:
-            record_dependency(attrs, (span.end_time - span.start_time) / 1e9)
+        if scope is not _self_recorded_scope:
+            if attrs and scope is not _server_scope:
+                for key, value in _scrubbed(attrs):
+                    attrs[key] = value
+            if span.kind is _CLIENT and span.end_time is not None:
+                record_dependency(attrs, (span.end_time - span.start_time) / 1e9)
         if _worker is not None and context_fields(span.context)[3] & 1:  # sampled
             _worker.put(encode_span(span))
     except Exception:  # noqa: BLE001

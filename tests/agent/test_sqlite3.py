@@ -14,6 +14,7 @@ from pathlib import Path
 
 from tests.support.otlp import OTLPReceiver
 from tests.support.procs import spyglass_argv
+from tests.support.prom import parse, value
 from tests.support.waiting import free_port
 
 APP = textwrap.dedent('''
@@ -46,6 +47,20 @@ APP = textwrap.dedent('''
     plain = sqlite3.connect(":memory:")
     assert plain.execute("select 41 + 1").fetchone() == (42,)
     print("ok", flush=True)
+
+    # This process's db_client_operation_duration series, from its own /metrics endpoint.
+    import os, time, urllib.request
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            url = f"http://127.0.0.1:{os.environ['SPYGLASS_METRICS_PORT']}/metrics"
+            text = urllib.request.urlopen(url, timeout=2).read().decode()
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+    print(text, flush=True)
 ''')
 
 
@@ -59,7 +74,14 @@ def test_statements_become_scrubbed_client_spans(tmp_path: Path,
                          service_name="sqlite-app")
     done = subprocess.run(argv, env={**os.environ, **env}, cwd=tmp_path, capture_output=True,
                           text=True, timeout=60, check=False)
-    assert done.returncode == 0 and done.stdout == "ok\n", (done.stdout, done.stderr)
+    assert done.returncode == 0 and done.stdout.startswith("ok\n"), (done.stdout, done.stderr)
+    # One duration observation per statement, by operation (the sqlite3 integration records
+    # them itself: tracing.self_recording_tracer).
+    families = parse(done.stdout.split("\n", 1)[1])
+    counts = {op: value(families, "db_client_operation_duration_seconds_count",
+                        db_system_name="sqlite", db_operation_name=op)
+              for op in ("CREATE", "INSERT", "SELECT")}
+    assert counts == {"CREATE": 2, "INSERT": 2, "SELECT": 3}, counts
     spans = otlp_receiver.wait_for_spans(lambda s: s.scope == "spyglass.sqlite3", count=7)
     assert sorted(s.name for s in spans) == [
         "CREATE", "CREATE", "INSERT", "INSERT", "SELECT", "SELECT", "SELECT"]

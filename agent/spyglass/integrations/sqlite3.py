@@ -10,9 +10,10 @@ unwrapped and a statement costs one light span (``spyglass.spans``).
 
 The span carries what the contrib instrumentation sets under the stable database semantic
 conventions (``db.system.name``, ``db.namespace``, ``db.query.text``, ``db.operation.name``);
-``tracing._light_span_ended`` scrubs the SQL and records ``db_client_operation_duration``.
-The span itself is made in :mod:`spyglass.integrations._sqlite3_span`, which is compiled
-(``setup.py``); the subclasses here are made at run time, so they stay interpreted.
+``_sqlite3_span`` scrubs the SQL where the span is made and records
+``db_client_operation_duration`` when it ends. The span itself is made in
+:mod:`spyglass.integrations._sqlite3_span`, which is compiled (``setup.py``); the subclasses
+here are made at run time, so they stay interpreted.
 """
 
 from __future__ import annotations
@@ -32,10 +33,11 @@ def setup_once(config: Config) -> None:
     import sqlite3
     import sqlite3.dbapi2
 
-    from spyglass.tracing import self_scrubbed_tracer
+    from spyglass.tracing import self_recording_tracer
 
-    # Its spans carry only what _sqlite3_span sets, the statement already scrubbed there.
-    _sqlite3_span.set_tracer(self_scrubbed_tracer("spyglass.sqlite3"))
+    # Its spans carry only what _sqlite3_span sets, the statement already scrubbed there,
+    # and _sqlite3_span records their duration metric.
+    _sqlite3_span.set_tracer(self_recording_tracer("spyglass.sqlite3"))
     original = sqlite3.connect
     if getattr(original, "__spyglass__", False):
         return
