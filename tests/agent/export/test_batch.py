@@ -133,6 +133,7 @@ logging.basicConfig(level=logging.INFO)
 with trace.get_tracer("delay-test").start_as_current_span("one"):
     logging.getLogger("delay-test").info("one line")
 time.sleep(5)
+open("waited", "w").close()  # from here on the process exits, and its exit flush may send
 """
 
 
@@ -148,10 +149,12 @@ def test_export_delay_holds_a_partial_batch(tmp_path: Path) -> None:
                                 cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, text=True)
         try:
-            while proc.poll() is None:
+            # Until the script's 5 s are over (not until the process is gone: the exit flush
+            # sends what was queued while the process is still exiting).
+            while not (tmp_path / "waited").exists() and proc.poll() is None:
                 assert not otlp.spans() and not loki.entries(), "a partial batch went early"
                 time.sleep(0.1)
-            assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
+            assert proc.wait(timeout=30) == 0, proc.stderr.read() if proc.stderr else ""
         finally:
             if proc.poll() is None:
                 proc.kill()
