@@ -39,47 +39,48 @@ from harness.sink import NginxSink
 from harness.udpsink import UdpCounter
 
 
+def _tree_threads(root: int) -> list[tuple[int, str]]:
+    """(pid, tid) of every thread of every process in the tree."""
+    out = []
+    for pid in tree_pids(root):
+        try:
+            out += [(pid, tid) for tid in os.listdir(f"/proc/{pid}/task")]
+        except FileNotFoundError:
+            continue
+    return out
+
+
 def thread_cpu(root: int) -> dict[tuple[int, int, str], tuple[float, ...]]:
     """Per thread of every process in the tree: (utime + stime, stime, minor faults,
     context switches), seconds and counts."""
     ticks = os.sysconf("SC_CLK_TCK")
     out: dict[tuple[int, int, str], tuple[float, ...]] = {}
-    for pid in tree_pids(root):
+    for pid, tid in _tree_threads(root):
         try:
-            tids = os.listdir(f"/proc/{pid}/task")
+            with open(f"/proc/{pid}/task/{tid}/stat") as fh:
+                stat = fh.read()
+            with open(f"/proc/{pid}/task/{tid}/status") as fh:
+                status = fh.read()
         except FileNotFoundError:
             continue
-        for tid in tids:
-            try:
-                with open(f"/proc/{pid}/task/{tid}/stat") as fh:
-                    stat = fh.read()
-                with open(f"/proc/{pid}/task/{tid}/status") as fh:
-                    status = fh.read()
-            except FileNotFoundError:
-                continue
-            name = stat[stat.index("(") + 1:stat.rindex(")")]
-            fields = stat[stat.rindex(")") + 2:].split()
-            switches = sum(int(line.split()[1]) for line in status.splitlines()
-                           if line.endswith("ctxt_switches", 0, line.find(":")))
-            out[(pid, int(tid), name)] = ((int(fields[11]) + int(fields[12])) / ticks,
-                                          int(fields[12]) / ticks, float(fields[7]),
-                                          float(switches))
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2:].split()
+        switches = sum(int(line.split()[1]) for line in status.splitlines()
+                       if line.endswith("ctxt_switches", 0, line.find(":")))
+        out[(pid, int(tid), name)] = ((int(fields[11]) + int(fields[12])) / ticks,
+                                      int(fields[12]) / ticks, float(fields[7]),
+                                      float(switches))
     return out
 
 
 def _pin_tree(root: int, cpus: set[int]) -> None:
     """Every thread of every process in the tree onto ``cpus`` (threads started later
     inherit their creator's)."""
-    for pid in tree_pids(root):
+    for _, tid in _tree_threads(root):
         try:
-            tids = os.listdir(f"/proc/{pid}/task")
-        except FileNotFoundError:
-            continue
-        for tid in tids:
-            try:
-                os.sched_setaffinity(int(tid), cpus)
-            except OSError:
-                pass
+            os.sched_setaffinity(int(tid), cpus)
+        except OSError:
+            pass
 
 
 #: Per variant, per window: µs/req of every other thread of the tree, by thread name.
