@@ -49,7 +49,8 @@ def dead_backend(request: pytest.FixtureRequest) -> Iterator[str]:
 
 
 def test_dead_backends_never_hurt_the_app(baseline: dict[str, tuple[int, bytes]],
-                                           dead_backend: str) -> None:
+                                           dead_backend: str,
+                                           request: pytest.FixtureRequest) -> None:
     env = {"OTEL_EXPORTER_OTLP_ENDPOINT": dead_backend, "SPYGLASS_LOKI_URL": dead_backend,
            "SPYGLASS_MAX_QUEUE_SIZE": str(QUEUE), "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": None}
     with App("gunicorn", env=env) as app:
@@ -92,7 +93,12 @@ def test_dead_backends_never_hurt_the_app(baseline: dict[str, tuple[int, bytes]]
                        message="self-metrics never showed the drops")
         from tests.support.prom import series, value
 
-        assert value(m, "spyglass_dropped_total", signal="traces", reason="queue_full") > 0
+        if request.node.callspec.params["dead_backend"] == "black-hole":
+            # Each export hangs for the export timeout, so the bounded queue fills up behind
+            # it. (A refused connection fails at once: whether the queue is ever full when a
+            # span arrives is then a matter of thread timing, and those drops are counted as
+            # failed exports instead.)
+            assert value(m, "spyglass_dropped_total", signal="traces", reason="queue_full") > 0
         assert value(m, "spyglass_exported_total", signal="traces") == 0
         for labels in series(m, "spyglass_queue_size"):
             assert value(m, "spyglass_queue_size", **labels) <= QUEUE, labels
