@@ -14,14 +14,11 @@ patches nested inside it: still one span).
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 from tests.support.otlp import OTLPReceiver
-from tests.support.procs import spyglass_argv
+from tests.support.procs import run_script_under_agent
 from tests.support.waiting import free_port
 
 APP = textwrap.dedent('''
@@ -77,13 +74,9 @@ APP = textwrap.dedent('''
 
 def test_layers_stay_asgi3_and_make_one_span(tmp_path: Path,
                                              otlp_receiver: OTLPReceiver) -> None:
-    script = tmp_path / "app.py"
-    script.write_text(APP)
     env = {"OTEL_EXPORTER_OTLP_ENDPOINT": otlp_receiver.endpoint, "SPYGLASS_LOGS": "false",
            "SPYGLASS_METRICS_PORT": str(free_port())}
-    argv = spyglass_argv(sys.executable, str(script), service_name="asgi-layers")
-    done = subprocess.run(argv, env={**os.environ, **env}, cwd=tmp_path, capture_output=True,
-                          text=True, timeout=60, check=False)
+    done = run_script_under_agent(APP, tmp_path, env, service_name="asgi-layers")
     assert done.returncode == 0 and done.stdout == "ok\n", (done.stdout, done.stderr)
     spans = otlp_receiver.wait_for_spans(lambda s: s.kind == "SERVER", count=4)
     assert sorted((s.name, s.attributes["http.route"], s.attributes["http.response.status_code"])

@@ -6,14 +6,11 @@ at import) and decodes what it exports with opentelemetry-proto.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 from tests.support.otlp import OTLPReceiver
-from tests.support.procs import spyglass_argv
+from tests.support.procs import run_script_under_agent
 from tests.support.prom import parse, value
 from tests.support.waiting import free_port
 
@@ -66,14 +63,10 @@ APP = textwrap.dedent('''
 
 def test_statements_become_scrubbed_client_spans(tmp_path: Path,
                                                  otlp_receiver: OTLPReceiver) -> None:
-    script = tmp_path / "app.py"
-    script.write_text(APP)
     env = {"OTEL_EXPORTER_OTLP_ENDPOINT": otlp_receiver.endpoint, "SPYGLASS_LOGS": "false",
            "SPYGLASS_METRICS_PORT": str(free_port())}
-    argv = spyglass_argv(sys.executable, str(script), str(tmp_path / "db.sqlite3"),
-                         service_name="sqlite-app")
-    done = subprocess.run(argv, env={**os.environ, **env}, cwd=tmp_path, capture_output=True,
-                          text=True, timeout=60, check=False)
+    done = run_script_under_agent(APP, tmp_path, env, str(tmp_path / "db.sqlite3"),
+                                  service_name="sqlite-app")
     assert done.returncode == 0 and done.stdout.startswith("ok\n"), (done.stdout, done.stderr)
     # One duration observation per statement, by operation (the sqlite3 integration records
     # them itself: tracing.self_recording_tracer).

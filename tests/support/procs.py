@@ -140,6 +140,17 @@ def spyglass_argv(*cmd: str, **opts: Any) -> list[str]:
     return [*argv, "--", *cmd]
 
 
+def run_script_under_agent(source: str, cwd: Path, env: Mapping[str, str], *args: str,
+                           service_name: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    """Write ``source`` to ``cwd/app.py`` and run it to completion under ``spyglass run``, with
+    ``env`` over this process's environment; stdout and stderr are captured as text."""
+    script = cwd / "app.py"
+    script.write_text(source)
+    argv = spyglass_argv(sys.executable, str(script), *args, service_name=service_name)
+    return subprocess.run(argv, env={**os.environ, **env}, cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout, check=False)
+
+
 def _proc_stat(pid: int) -> tuple[str, int] | None:
     """(state, ppid) of ``pid`` from /proc, or None if it is gone."""
     try:
