@@ -375,6 +375,34 @@ class LightTracer(trace.Tracer):
                          self._on_end, self._limits, tuple(links), start_time,
                          record_exception, set_status_on_exception)
 
+    def child_ids(self, context: Any) -> tuple[int, int, int, bool, bool] | None:
+        """``(trace id, span id, parent span id or 0, parent is remote, sampled)`` of a new
+        span under ``context``'s current span, decided as :meth:`start_span` decides them.
+
+        For an integration that encodes its span without making a :class:`LightSpan`
+        (``integrations/_sqlite3_span.py``: a span nobody else can see). None where
+        ``start_span`` would call the sampler (no fast path) or the span would inherit a
+        trace state: the caller then makes a light span as usual.
+        """
+        fast = self._fast_path
+        if fast is None:
+            return None
+        current = current_span(context)
+        if current is not trace.INVALID_SPAN:
+            if current.__class__ is LightSpan:
+                light: LightSpan = current
+                parent: Any = light.context
+            else:
+                parent = current.get_span_context()
+            fields = context_fields(parent)
+            if fields[5]:  # valid
+                state = fields[4]
+                if state is not None and state is not DEFAULT_TRACE_STATE and state:
+                    return None
+                return (fields[0], self._ids.generate_span_id(), fields[1], bool(fields[2]),
+                        fast == "always" or bool(int(fields[3]) & 1))
+        return (self._ids.generate_trace_id(), self._ids.generate_span_id(), 0, False, True)
+
     def start_as_current_span(self, name: Any, context: Any = None,
                               kind: Any = SpanKind.INTERNAL,
                               attributes: types.Attributes = None,

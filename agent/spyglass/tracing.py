@@ -394,3 +394,9 @@ def setup(config: Config) -> TracerProvider:
 def flush(timeout: float = 3.0) -> None:
     if _worker is not None:
         _worker.flush(timeout)
+
+
+def export_encoded(encoded: Encoded) -> None:
+    """Queue a sampled span that its integration encoded itself (``encode_client_span``)."""
+    if _worker is not None:
+        _worker.put(encoded)

@@ -34,7 +34,8 @@ from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 
 from spyglass.spans import UNSET_STATUS, LightSpan, context_fields
 
-__all__ = ["CONTENT_TYPE", "encode_request", "encode_span", "encode_spans"]
+__all__ = ["CONTENT_TYPE", "attribute_fields", "encode_client_span", "encode_request",
+           "encode_span", "encode_spans", "scope_index"]
 
 CONTENT_TYPE = "application/x-protobuf"
 
@@ -172,6 +173,11 @@ Record = tuple  # (scope, name, trace id, span id, parent id, parent remote, kin
 #                  attributes, events, status code, status text, trace state, dropped attrs,
 #                  dropped events, links, dropped links)
 
+#: What the export queue holds: (scope index, the span's ``ScopeSpans.spans`` field). A tuple
+#: of an int and bytes, which the garbage collector never tracks.
+Encoded = tuple[int, bytes]
+
+
 _SCOPE_INDEX: dict[tuple[int, int], int] = {}
 _SCOPE_TABLE: list[tuple[Any, Any]] = []
 _SCOPE_LOCK = threading.Lock()
@@ -288,10 +294,13 @@ _FLAGS: Final = {flags: b"\x85\x01" + _pack_i(flags)
 
 
 def _common_span(name: Any, trace_id: Any, span_id: Any, parent_id: Any, parent_remote: Any,
-                 kind: bytes, start: Any, end: Any, attributes: Any) -> bytes:
+                 kind: bytes, start: Any, end: Any, attributes: Any,
+                 attribute_fields: bytes = b"") -> bytes:
     """The ``Span`` body of the common span: no trace state, events, links, drops or status
     (a server or DB span). Its fixed-width head -- trace_id (1), span_id (2) and, with a
-    parent, parent_span_id (4) -- and its times (7, 8) are packed in one call each."""
+    parent, parent_span_id (4) -- and its times (7, 8) are packed in one call each. The
+    attributes come as a mapping, or (``attributes`` None) already encoded: the output of
+    :func:`attribute_fields`."""
     encoded_name = name.encode("utf-8", "surrogateescape")
     n = len(encoded_name)
     if parent_id:
@@ -301,9 +310,30 @@ def _common_span(name: Any, trace_id: Any, span_id: Any, parent_id: Any, parent_
     else:
         head = _HEAD(b"\x0a\x10", trace_id >> 64, trace_id & _M64, b"\x12\x08", span_id)
         tail = _FLAGS[_HAS_IS_REMOTE]
+    if attributes is None:
+        return b"".join((head, b"\x2a", _SMALL[n] if n < 16384 else _varint_slow(n),
+                         encoded_name, kind, _TIMES(b"\x39", start, b"\x41", end),
+                         attribute_fields, b"\x7a\x00", tail))
     return b"".join((head, b"\x2a", _SMALL[n] if n < 16384 else _varint_slow(n), encoded_name,
                      kind, _TIMES(b"\x39", start, b"\x41", end),
                      *_attributes(b"\x4a", attributes), b"\x7a\x00", tail))
+
+
+def attribute_fields(attributes: Mapping[str, Any]) -> bytes:
+    """A span's ``attributes`` fields (9), encoded: for :func:`encode_client_span` callers,
+    whose spans carry the same attributes again and again and who cache this."""
+    return b"".join(_attributes(b"\x4a", attributes))
+
+
+def encode_client_span(scope: int, name: str, trace_id: int, span_id: int, parent_id: int,
+                       parent_remote: bool, start: int, end: int, fields: bytes) -> Encoded:
+    """A CLIENT span with no status, events, links or trace state, from its parts: what
+    :func:`encode_span` returns for a light span with these fields, for integrations that
+    encode a span without making one (``integrations/_sqlite3_span.py``). ``scope`` is the
+    tracer's :func:`scope_index`; ``fields`` is :func:`attribute_fields`' output."""
+    return scope, _field(b"\x12", _common_span(name, trace_id, span_id, parent_id,
+                                                parent_remote, _KIND[2], start, end, None,
+                                                fields))
 
 
 def _span(rec: Record) -> bytes:
@@ -398,11 +428,6 @@ def _scope(scope: Any) -> bytes:
         _SCOPES.clear()
     _SCOPES[id(scope)] = (scope, encoded)
     return encoded
-
-
-#: What the export queue holds: (scope index, the span's ``ScopeSpans.spans`` field). A tuple
-#: of an int and bytes, which the garbage collector never tracks.
-Encoded = tuple[int, bytes]
 
 
 def encode_span(span: Any) -> Encoded:
