@@ -24,6 +24,7 @@ from setuptools import setup
 # uncompiled, and the tests run against whichever was built.
 HOT_PATH = [
     "spyglass/export/otlp.py",
+    "spyglass/export/batch.py",
     "spyglass/spans.py",
     "spyglass/server.py",
     "spyglass/metrics/store.py",
@@ -61,7 +62,7 @@ def _ext_modules() -> list:
     # (a fresh machine) or present (mypy also reads the interpreter's site-packages): the
     # ignores that `mypy` needs with them installed are then unused, which is no error here.
     return mypycify(["--no-warn-unused-ignores",
-                     *(os.path.join("agent", m) for m in HOT_PATH)], opt_level="3")
+                     *(os.path.join("agent", m) for m in HOT_PATH)], opt_level="2")
 
 
 setup(ext_modules=_ext_modules())

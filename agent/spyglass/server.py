@@ -26,7 +26,7 @@ from spyglass import forksafe
 from spyglass import metrics as _metrics
 from spyglass._log import get_logger
 from spyglass.scrub import scrub_query
-from spyglass.spans import LightTracer, attach_span, context_fields
+from spyglass.spans import LightSpan, LightTracer, attach_span, context_fields
 from spyglass.spans import detach as detach_context
 
 __all__ = ["UNMATCHED", "RequestState", "current", "set_route", "template"]
@@ -103,7 +103,8 @@ class RequestState:
         #: Where a framework leaves the matched route, read once when the request ends.
         self.route_from: Callable[[], str | None] | None = None
         self.status = 0
-        self.span: trace.Span | None = None
+        #: A light span (spans.py): its methods are called natively from this compiled module.
+        self.span: LightSpan | None = None
         self.start = time.perf_counter()
         self.token: object = None
         self.done = False
@@ -288,7 +289,7 @@ def finish(state: RequestState, exc: BaseException | None = None) -> None:
             elif status >= 500:
                 span.set_attribute("error.type", str(status))
                 span.set_status(Status(StatusCode.ERROR))
-            fields = context_fields(span.get_span_context())
+            fields = context_fields(span.context)
             if fields[3] & 1:  # sampled
                 trace_id, span_id = fields[0], fields[1]
             span.end()

@@ -77,7 +77,7 @@ class BatchWorker(Generic[T]):
         self._wake = threading.Event()
         self._idle = threading.Event()
         self._idle.set()
-        self._thread: threading.Thread | None = None
+        self._sender: threading.Thread | None = None
         self._pid = os.getpid()
         self._stopped = False
         self._flush_lock = threading.Lock()
@@ -92,7 +92,7 @@ class BatchWorker(Generic[T]):
             self._count("dropped", reason="queue_full")
             return
         queue.append(item)
-        if self._thread is None:
+        if self._sender is None:
             self._start()
         if len(queue) >= self._wake_at:
             self._wake.set()
@@ -101,7 +101,7 @@ class BatchWorker(Generic[T]):
         if self._stopped:
             return
         thread = threading.Thread(target=self._run, name=f"spyglass-{self.signal}", daemon=True)
-        self._thread = thread
+        self._sender = thread
         thread.start()
 
     def _run(self) -> None:
