@@ -74,7 +74,7 @@ def context_fields(ctx: Any) -> Any:
     """``(trace_id, span_id, is_remote, trace_flags, trace_state, is_valid)`` of a span
     context: the ``SpanContext`` itself where it is that tuple, else read from its
     properties (another layout, or a SpanContext-like object)."""
-    if CONTEXT_IS_TUPLE and ctx.__class__ is SpanContext:
+    if CONTEXT_IS_TUPLE and type(ctx) is SpanContext:
         return ctx
     return (ctx.trace_id, ctx.span_id, ctx.is_remote, ctx.trace_flags, ctx.trace_state,
             ctx.is_valid)
@@ -120,7 +120,7 @@ def current_span(context: Any = None) -> Any:
     span = context.get(_SPAN_KEY)
     # Our own spans first: ``trace.Span`` is an ABC, whose isinstance check is an interpreted
     # ``ABCMeta.__instancecheck__`` call (a request makes two or three of these checks).
-    if span is None or (span.__class__ is not LightSpan and not isinstance(span, trace.Span)):
+    if span is None or (type(span) is not LightSpan and not isinstance(span, trace.Span)):
         return trace.INVALID_SPAN
     return span
 
@@ -158,7 +158,7 @@ _MAX_EVENTS: Final = 128
 def _ns(value: Any) -> int:
     """A timestamp in ns as the caller gave it (an int, or a float: the SDK takes both), or
     now. The encoder writes fixed64 fields, so anything else is replaced, never raised."""
-    if value.__class__ is int and value:
+    if type(value) is int and value:
         return value
     if isinstance(value, (int, float)) and value > 0:
         return int(value)
@@ -230,9 +230,9 @@ class LightSpan(trace.Span):
         if key not in attrs and len(attrs) >= max_count:
             self.dropped_attributes += 1
             return
-        if value.__class__ is list:
+        if type(value) is list:
             value = tuple(value)
-        if max_length is not None and value.__class__ is str and len(value) > max_length:
+        if max_length is not None and type(value) is str and len(value) > max_length:
             value = value[:max_length]
         attrs[key] = value
 
@@ -352,13 +352,13 @@ class LightTracer(trace.Tracer):
             trace_state = result.trace_state
             result_attributes = result.attributes
         attrs: dict[str, Any]
-        if result_attributes is attributes and attributes.__class__ is dict:
+        if result_attributes is attributes and type(attributes) is dict:
             attrs = attributes  # our caller built it for this span
         else:
             attrs = {}
             for key, value in (result_attributes or {}).items():
                 if value is not None:
-                    attrs[key] = tuple(value) if value.__class__ is list else value
+                    attrs[key] = tuple(value) if type(value) is list else value
         flags = _SAMPLED if sampled else _NOT_SAMPLED
         if parent is not None and not parent_flags & 2:  # the parent's trace id is not random
             flags = TraceFlags(flags & ~TraceFlags.RANDOM_TRACE_ID)
@@ -389,7 +389,7 @@ class LightTracer(trace.Tracer):
             return None
         current = current_span(context)
         if current is not trace.INVALID_SPAN:
-            if current.__class__ is LightSpan:
+            if type(current) is LightSpan:
                 light: LightSpan = current
                 parent: Any = light.context
             else:

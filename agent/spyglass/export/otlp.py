@@ -132,8 +132,11 @@ def _attributes(tag: bytes, attributes: Mapping[str, Any] | None) -> list[bytes]
     by_key = _KV_CACHE.get(tag)
     if by_key is None:
         by_key = _KV_CACHE[tag] = {}
-    for key, value in attributes.items():
-        cls = value.__class__
+    # A light span's attributes are a dict, iterated here without a Python method call;
+    # anything else (the SDK's BoundedAttributes, a resource's mapping) is copied into one.
+    items: dict[str, Any] = attributes if type(attributes) is dict else dict(attributes)
+    for key, value in items.items():
+        cls = type(value)
         if cls is str or cls is int:
             # (bool is not int here: its encoding differs.)
             values = by_key.get(key)
@@ -432,11 +435,11 @@ def _scope(scope: Any) -> bytes:
 
 def encode_span(span: Any) -> Encoded:
     """One finished span (a record or a ``ReadableSpan``-shaped object), encoded."""
-    if span.__class__ is LightSpan:
+    if type(span) is LightSpan:
         encoded = _light_span(span)
         if encoded is not None:
             return encoded
-    rec = span if span.__class__ is tuple else as_record(span)
+    rec = span if type(span) is tuple else as_record(span)
     return rec[0], _field(b"\x12", _span(rec))
 
 
@@ -452,7 +455,7 @@ def _light_span(span: LightSpan) -> Encoded | None:
     fields = context_fields(span.context)
     # (Times out of fixed64's range raise in _TIMES, and kinds that are no SpanKind in
     # _kind_value, as they do on the general path.)
-    if name.__class__ is not str or end is None:
+    if type(name) is not str or end is None:
         return None
     kind = _kind_value(span.kind)
     trace_state = fields[4]

@@ -169,7 +169,7 @@ def traced(cursor: Any, method: Any, sql: Any, args: Any) -> Any:
     if context.get(_SUPPRESS_INSTRUMENTATION_KEY):
         return method(cursor, sql, *args)
     light = _light
-    ids = light.child_ids(context) if light is not None and sql.__class__ is str else None
+    ids = light.child_ids(context) if light is not None and type(sql) is str else None
     if ids is None:
         return _with_span(tracer, cursor, method, sql, args)
     ns = getattr(cursor.connection, "_spyglass_namespace", "")
@@ -224,7 +224,7 @@ def _span_duration(op: str, span: Any) -> None:
     try:
         # An SDK span (no light tracer: tracing.setup failed) is measured by the SDK's
         # DependencyMetricsProcessor instead.
-        if span.__class__ is LightSpan and span.end_time is not None:
+        if type(span) is LightSpan and span.end_time is not None:
             _record_duration(op, (span.end_time - span.start_time) / 1e9)
     except Exception:  # noqa: BLE001
         get_logger().debug("sqlite3 duration metric failed", exc_info=True)

@@ -139,7 +139,7 @@ class LokiPusher:
         # formatted message on the record: logging's own cache, reused rather than formatting
         # the message a second time (an interpreted getMessage call per line).
         message = record.__dict__.get("message")
-        if message.__class__ is not str:
+        if type(message) is not str:
             try:
                 message = record.getMessage()
             except Exception:  # noqa: BLE001 - a bad format string is the app's bug, not ours
@@ -157,7 +157,7 @@ class LokiPusher:
         ts = int(record.created * 1e9)
         span = current_span()
         # A light span's context is an attribute; any other span's, a Python method call.
-        fields = context_fields(span.context if span.__class__ is LightSpan
+        fields = context_fields(span.context if type(span) is LightSpan
                                 else span.get_span_context())
         if fields[5]:  # valid
             tid, sid = _hex_ids(fields[0], fields[1])
