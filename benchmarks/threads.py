@@ -172,6 +172,14 @@ def main(argv: list[str] | None = None) -> int:
             statistics.median(x[i] for x in rows[variant]) for i in range(6))
         print(f"| {variant} | {main_us:.0f} | {main_us - base:+.0f} | {sys_us:.0f} | "
               f"{faults:.2f} | {switches:.2f} | {tree_us:.0f} | {rps:.0f} |")
+    print("\nRequest thread µs/req in each round (each window is a new server process, with "
+          "its own memory layout), and its difference from the first variant's in the same "
+          "round:\n")
+    for variant in variants:
+        own = [x[0] for x in rows[variant]]
+        paired = [x[0] - b[0] for x, b in zip(rows[variant], rows[variants[0]], strict=True)]
+        print(f"- {variant}: {' '.join(f'{v:.0f}' for v in own)}; paired "
+              f"{' '.join(f'{d:+.0f}' for d in paired)} (median {statistics.median(paired):+.0f})")
     print("\nThe other threads of each tree, µs per request (median of the rounds):\n")
     for variant in variants:
         windows = _OTHERS.get(variant, [])
