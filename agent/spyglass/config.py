@@ -148,6 +148,13 @@ def _parse_otel_instrumentations(raw: str) -> tuple[str, ...]:
                          if n in _OTEL_INSTRUMENTATION_NAMES)
 
 
+def _parse_otel_exporter(raw: str) -> bool:
+    """``OTEL_TRACES_EXPORTER``, ``OTEL_METRICS_EXPORTER``, ``OTEL_LOGS_EXPORTER``: ``none``
+    switches the signal off, as for the SDK; any other exporter name (``otlp``,
+    ``prometheus``, ``console``...) leaves it on, sent the one way Spyglass sends it."""
+    return {v.strip().lower() for v in raw.split(",") if v.strip()} != {"none"}
+
+
 _LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
@@ -206,14 +213,18 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("otlp_traces_endpoint", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
             "full OTLP/HTTP URL for traces (overrides --otlp-endpoint)", None, _parse_url,
             metavar="URL"),
-    Setting("traces", "SPYGLASS_TRACES", "export traces", True, _parse_bool, metavar="BOOL"),
+    Setting("traces", "SPYGLASS_TRACES", "export traces", True, _parse_bool, metavar="BOOL",
+            otel_env="OTEL_TRACES_EXPORTER", otel_parse=_parse_otel_exporter,
+            otel_unit=" (none: off)"),
     Setting("sampler", "OTEL_TRACES_SAMPLER", "trace sampler",
             "parentbased_traceidratio", _parse_sampler, metavar="NAME"),
     Setting("sampler_arg", "OTEL_TRACES_SAMPLER_ARG",
             "sampling ratio for the ratio samplers, 0 to 1", 1.0, _parse_ratio,
             flag="--sample-rate", metavar="RATIO"),
     Setting("metrics", "SPYGLASS_METRICS", "serve Prometheus metrics", True, _parse_bool,
-            metavar="BOOL"),
+            metavar="BOOL",
+            otel_env="OTEL_METRICS_EXPORTER", otel_parse=_parse_otel_exporter,
+            otel_unit=" (none: off)"),
     Setting("metrics_port", "SPYGLASS_METRICS_PORT",
             "port of the one /metrics endpoint for the whole app", 9464, _parse_port,
             metavar="PORT"),
@@ -224,7 +235,9 @@ SETTINGS: tuple[Setting, ...] = (
             "most label sets per metric and process before the overflow series", 2000,
             _parse_positive_int, metavar="N"),
     Setting("logs", "SPYGLASS_LOGS", "ship stdlib logging records to Loki", True, _parse_bool,
-            metavar="BOOL"),
+            metavar="BOOL",
+            otel_env="OTEL_LOGS_EXPORTER", otel_parse=_parse_otel_exporter,
+            otel_unit=" (none: off)"),
     Setting("loki_url", "SPYGLASS_LOKI_URL", "Loki base URL; pushes go to <URL>/loki/api/v1/push",
             "http://localhost:3100", _parse_url, metavar="URL"),
     Setting("log_level", "SPYGLASS_LOG_LEVEL", "lowest level of records shipped to Loki", "info",

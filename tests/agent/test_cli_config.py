@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from tests.support.otlp import OTLPReceiver
-from tests.support.procs import AppProcess, spyglass_argv
+from tests.support.procs import AppProcess, run_script_under_agent, spyglass_argv
 from tests.support.waiting import free_port, wait_until
 
 from spyglass import __version__
@@ -297,3 +297,36 @@ def test_a_disabled_integration_makes_no_spans(tmp_path: Path, env: dict[str, st
             assert db == [], [s.name for s in db]
         else:
             assert len(db) == 1 and db[0].parent_span_id == work.span_id, db
+
+
+def test_the_sdk_exporter_variables_switch_a_signal_off(tmp_path: Path) -> None:
+    """``OTEL_{TRACES,METRICS,LOGS}_EXPORTER=none`` turns that signal off, as for the SDK;
+    another exporter name leaves it on; ``SPYGLASS_*`` wins over them."""
+    assert load_config(environ={}, cwd=tmp_path).traces
+    for var, name in (("OTEL_TRACES_EXPORTER", "traces"), ("OTEL_METRICS_EXPORTER", "metrics"),
+                      ("OTEL_LOGS_EXPORTER", "logs")):
+        assert getattr(load_config(environ={var: "none"}, cwd=tmp_path), name) is False, var
+        assert getattr(load_config(environ={var: " None "}, cwd=tmp_path), name) is False, var
+        assert getattr(load_config(environ={var: "otlp"}, cwd=tmp_path), name) is True, var
+        assert getattr(load_config(environ={var: "console,otlp"}, cwd=tmp_path), name) is True
+        ours = load_config(environ={var: "none", f"SPYGLASS_{name.upper()}": "true"},
+                           cwd=tmp_path)
+        assert getattr(ours, name) is True, var
+
+
+_ONE_SPAN = 'import sqlite3\nsqlite3.connect(":memory:").cursor().execute("SELECT 1")\n'
+
+
+@pytest.mark.parametrize("exporter", ["otlp", "none"])
+def test_traces_exporter_none_sends_no_spans(tmp_path: Path, otlp_receiver: OTLPReceiver,
+                                             exporter: str) -> None:
+    """End to end: the same script sends its span with ``otlp`` and nothing with ``none``
+    (the exit flush has run when the process is gone)."""
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": otlp_receiver.endpoint, "SPYGLASS_LOGS": "false",
+           "SPYGLASS_METRICS": "false", "OTEL_TRACES_EXPORTER": exporter}
+    done = run_script_under_agent(_ONE_SPAN, tmp_path, env, service_name="exporter-app")
+    assert done.returncode == 0, done.stderr
+    if exporter == "otlp":
+        assert otlp_receiver.wait_for_spans(lambda s: s.name == "SELECT", count=1)
+    else:
+        assert otlp_receiver.spans() == [] and otlp_receiver.requests == 0
