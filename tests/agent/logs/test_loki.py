@@ -14,19 +14,32 @@ import logging
 import subprocess
 import sys
 import textwrap
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from spyglass.config import load_config
+from spyglass.export.batch import BatchWorker
 from spyglass.logs.loki import LokiPusher
 
 
 class _Collect:
-    def __init__(self) -> None:
-        self.items: list[Any] = []
+    """A real worker (its class is compiled, so a stand-in object cannot take its place) whose
+    batches land here; ``items`` flushes it first."""
 
-    def put(self, item: Any) -> None:
-        self.items.append(item)
+    def __init__(self) -> None:
+        self.sent: list[Any] = []
+        self.worker: BatchWorker[Any] = BatchWorker("logs", self._send, max_queue=1000,
+                                                    max_batch=1000, interval=3600.0)
+
+    def _send(self, batch: Sequence[Any]) -> bool:
+        self.sent.extend(batch)
+        return True
+
+    @property
+    def items(self) -> list[Any]:
+        assert self.worker.flush(2.0)
+        return self.sent
 
 
 class _CountingRecord(logging.LogRecord):
@@ -41,7 +54,7 @@ def _pusher(tmp_path: Path) -> tuple[LokiPusher, _Collect]:
     config = load_config(environ={"SPYGLASS_LOKI_URL": "http://127.0.0.1:9"}, cwd=tmp_path)
     pusher = LokiPusher(config)
     sink = _Collect()
-    pusher.worker = sink  # type: ignore[assignment]
+    pusher.worker = sink.worker
     return pusher, sink
 
 
@@ -122,13 +135,20 @@ _THREADS_SCRIPT = textwrap.dedent("""
 
     threading.current_thread = counting_current_thread
 
-    class Collect:
-        def put(self, item):
-            shipped.append(json.loads(item[1])[1].rsplit("msg=", 1)[1].strip('"'))
-        def flush(self, timeout=None):
-            return True
+    from spyglass.export.batch import BatchWorker
 
-    pusher.worker = Collect()
+    def collect(batch):
+        shipped.extend(json.loads(item[1])[1].rsplit("msg=", 1)[1].strip('"')
+                       for item in batch)
+        return True
+
+    # A real worker (its class is compiled: no stand-in object can take its place), sending
+    # only when flushed; primed so that its thread has started before anything is counted.
+    pusher.worker = BatchWorker("logs", collect, max_queue=1000, max_batch=1000,
+                                interval=3600.0)
+    pusher.worker.put(("info", '["0","msg=primed"]'))
+    pusher.worker.flush(2.0)
+    shipped.clear()
     log = logging.getLogger("app")
     log.setLevel(logging.DEBUG)
 
@@ -157,12 +177,14 @@ _THREADS_SCRIPT = textwrap.dedent("""
         if pid == 0:
             shipped.clear()
             checks = emit("child")
+            pusher.worker.flush(2.0)
             print(json.dumps([shipped, checks]))
             sys.stdout.flush()
             os._exit(0)
         os.waitpid(pid, 0)
 
     checks = emit("parent")
+    pusher.worker.flush(2.0)
     parent = list(shipped)
     in_thread("forker", fork_here)
     print(json.dumps([parent, checks]))
