@@ -155,12 +155,15 @@ def main(argv: list[str] | None = None) -> int:
                    "BENCH_LOG_FILE": str(scratch / "app.log")}
         sink = NginxSink(scratch / "sink").start()
         udp = UdpCounter()
-        for r in range(args.rounds):
-            for variant in variants:
-                rows[variant].append(window(variant, args.app, args.endpoint, args.module,
-                                            app_env, sink, udp, scratch, args.duration,
-                                            args.pin))
-            print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
+        try:
+            for r in range(args.rounds):
+                for variant in variants:
+                    rows[variant].append(window(variant, args.app, args.endpoint, args.module,
+                                                app_env, sink, udp, scratch, args.duration,
+                                                args.pin))
+                print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
+        finally:
+            sink.stop()  # nginx outlived every run before (one master per run, left running)
     base = statistics.median(x[0] for x in rows[variants[0]])
     print(f"{args.app} {args.endpoint}, median of {args.rounds} rounds "
           f"(added: against {variants[0]!r})\n")
