@@ -299,6 +299,16 @@ class LightSpan(trace.Span):
         self._on_end(self)
 
 
+def span_context(span: Any) -> Any:
+    """``span``'s SpanContext. A light span's is an attribute, read natively; any other
+    span's is a Python method call (the log tap and ``child_ids`` ask this of every current
+    span)."""
+    if type(span) is LightSpan:
+        light: LightSpan = span
+        return light.context
+    return span.get_span_context()
+
+
 class LightTracer(trace.Tracer):
     """Starts :class:`LightSpan` s with the provider's sampler, ids, resource and limits."""
 
@@ -318,6 +328,11 @@ class LightTracer(trace.Tracer):
         """The instrumentation scope of the spans this tracer starts."""
         return self._scope
 
+    @property
+    def resource(self) -> Any:
+        """The provider's resource, which the spans this tracer starts carry."""
+        return self._resource
+
     def start_span(self, name: Any, context: Any = None,
                    kind: Any = SpanKind.INTERNAL, attributes: types.Attributes = None,
                    links: Sequence[Link] | None = (), start_time: Any = None,
@@ -326,7 +341,7 @@ class LightTracer(trace.Tracer):
         current = current_span(context)
         # No current span (a root: every server span) gives INVALID_SPAN, whose context is
         # invalid; its get_span_context is an interpreted call.
-        parent: Any = None if current is trace.INVALID_SPAN else current.get_span_context()
+        parent: Any = None if current is trace.INVALID_SPAN else span_context(current)
         parent_flags = 0
         parent_state: Any = None
         valid = False
@@ -389,12 +404,7 @@ class LightTracer(trace.Tracer):
             return None
         current = current_span(context)
         if current is not trace.INVALID_SPAN:
-            if type(current) is LightSpan:
-                light: LightSpan = current
-                parent: Any = light.context
-            else:
-                parent = current.get_span_context()
-            fields = context_fields(parent)
+            fields = context_fields(span_context(current))
             if fields[5]:  # valid
                 state = fields[4]
                 if state is not None and state is not DEFAULT_TRACE_STATE and state:

@@ -313,13 +313,11 @@ def _common_span(name: Any, trace_id: Any, span_id: Any, parent_id: Any, parent_
     else:
         head = _HEAD(b"\x0a\x10", trace_id >> 64, trace_id & _M64, b"\x12\x08", span_id)
         tail = _FLAGS[_HAS_IS_REMOTE]
-    if attributes is None:
-        return b"".join((head, b"\x2a", _SMALL[n] if n < 16384 else _varint_slow(n),
-                         encoded_name, kind, _TIMES(b"\x39", start, b"\x41", end),
-                         attribute_fields, b"\x7a\x00", tail))
+    if attributes is not None:
+        attribute_fields = b"".join(_attributes(b"\x4a", attributes))
     return b"".join((head, b"\x2a", _SMALL[n] if n < 16384 else _varint_slow(n), encoded_name,
-                     kind, _TIMES(b"\x39", start, b"\x41", end),
-                     *_attributes(b"\x4a", attributes), b"\x7a\x00", tail))
+                     kind, _TIMES(b"\x39", start, b"\x41", end), attribute_fields,
+                     b"\x7a\x00", tail))
 
 
 def attribute_fields(attributes: Mapping[str, Any]) -> bytes:

@@ -151,7 +151,7 @@ def _finished(ids: tuple[int, int, int, bool, bool], sql: str, ns: str, start: i
             tracer = _light
             scope = _scope[0]
             if scope < 0 and tracer is not None:
-                scope = _scope[0] = scope_index(tracer._resource, tracer.scope)
+                scope = _scope[0] = scope_index(tracer.resource, tracer.scope)
             tracing.export_encoded(encode_client_span(
                 scope, op or "sqlite", ids[0], ids[1], ids[2], ids[3], start, end, fields))
         _record_duration(op, (end - start) / 1e9)

@@ -33,7 +33,7 @@ from spyglass.config import Config
 from spyglass.export.batch import BatchWorker
 from spyglass.export.http import Poster
 from spyglass.logs import tap
-from spyglass.spans import LightSpan, context_fields, current_span
+from spyglass.spans import context_fields, current_span, span_context
 
 __all__ = ["LokiPusher", "install"]
 
@@ -156,9 +156,7 @@ class LokiPusher:
         msg = _message_value(message[:_MAX_LINE])
         ts = int(record.created * 1e9)
         span = current_span()
-        # A light span's context is an attribute; any other span's, a Python method call.
-        fields = context_fields(span.context if type(span) is LightSpan
-                                else span.get_span_context())
+        fields = context_fields(span_context(span))
         if fields[5]:  # valid
             tid, sid = _hex_ids(fields[0], fields[1])
             entry = (f'["{ts}","{head} trace_id={tid} span_id={sid} msg={msg}",'
