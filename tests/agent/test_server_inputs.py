@@ -61,3 +61,72 @@ def test_environ_values_of_the_wrong_type_cost_the_span_not_the_request(
     started, chunks = _call({"REQUEST_METHOD": None, "PATH_INFO": b"/raw", "HTTP_HOST": 7},
                             [("X", "y")])
     assert started == [("200 OK", [("X", "y")])] and chunks == [b"ok"]
+
+
+class _Body:
+    """A WSGI body that yields ``chunks``, then raises ``fail`` if given, and counts close."""
+
+    def __init__(self, chunks: list[bytes], fail: BaseException | None = None) -> None:
+        self.chunks, self.fail, self.closed = chunks, fail, 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self.chunks
+        if self.fail is not None:
+            raise self.fail
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+def _serve(body: _Body, status: str = "200 OK") -> Any:
+    def app(env: dict, start_response: Any) -> _Body:
+        start_response(status, [])
+        return body
+
+    return server.wsgi_call(app, {"REQUEST_METHOD": "GET", "PATH_INFO": "/b"},
+                            lambda s, h, e=None: None)
+
+
+def test_the_body_passes_through_and_the_span_ends_at_close(ended: list[LightSpan]) -> None:
+    body = _Body([b"a", b"", b"bc"])
+    wrapped = _serve(body)
+    assert list(wrapped) == [b"a", b"", b"bc"]
+    assert ended == []  # streamed, not closed yet
+    wrapped.close()
+    wrapped.close()  # a server that closes twice ends the span once
+    assert body.closed == 2
+    assert len(ended) == 1 and ended[0].status.is_ok
+
+
+def test_a_body_that_fails_midway_ends_the_span_with_the_error(
+        ended: list[LightSpan]) -> None:
+    body = _Body([b"a"], fail=RuntimeError("disk gone"))
+    wrapped = _serve(body)
+    it = iter(wrapped)
+    assert next(it) == b"a"
+    with pytest.raises(RuntimeError, match="disk gone"):
+        next(it)
+    wrapped.close()
+    assert body.closed == 1
+    assert len(ended) == 1
+    assert ended[0].attributes["error.type"] == "RuntimeError"
+    assert not ended[0].status.is_ok
+
+
+def test_a_body_iterated_without_iter_and_an_empty_body(ended: list[LightSpan]) -> None:
+    wrapped = _serve(_Body([b"x"]))
+    assert next(wrapped) == b"x"  # __next__ before __iter__
+    with pytest.raises(StopIteration):
+        next(wrapped)
+    empty = _serve(_Body([]))
+    assert list(empty) == [] and list(empty) == []
+    wrapped.close()
+    empty.close()
+    assert len(ended) == 2
+
+
+@pytest.mark.parametrize(("status", "code"), [
+    ("200 OK", 200), ("404 NOT FOUND", 404), ("200 OK", 200), ("503", 503),
+    ("abc", 0), (b"201 Created", 201)])
+def test_status_codes_are_read_from_the_status_line(status: Any, code: int) -> None:
+    assert server._status_code(status) == code
