@@ -78,6 +78,10 @@ def _measure(port: int, metrics_dir: str | None) -> dict[str, Any]:
         "text_ms_median": statistics.median(t for t, _ in text) * 1e3 if text else None,
         "scrape_errors": errors,
         "body_kib": len(body) / 1024,
+        # What a body that grows is made of: exemplars (OpenMetrics only) or more series.
+        "exemplars": body.count(" # {"),
+        "samples": sum(1 for line in body.splitlines() if line and not line.startswith("#")),
+        "text_body_kib": len(text[-1][1]) / 1024 if text else None,
         "routes_in_scrape": len(set(re.findall(r'http_route="(/r\d+/\{item\})"', body))),
         "metrics_dir_files_before_scrapes": files,
     }
