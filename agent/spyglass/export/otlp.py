@@ -298,7 +298,7 @@ _FLAGS: Final = {flags: b"\x85\x01" + _pack_i(flags)
 
 def _common_span(name: Any, trace_id: Any, span_id: Any, parent_id: Any, parent_remote: Any,
                  kind: bytes, start: Any, end: Any, attributes: Any,
-                 attribute_fields: bytes = b"") -> bytes:
+                 encoded_attributes: bytes = b"") -> bytes:
     """The ``Span`` body of the common span: no trace state, events, links, drops or status
     (a server or DB span). Its fixed-width head -- trace_id (1), span_id (2) and, with a
     parent, parent_span_id (4) -- and its times (7, 8) are packed in one call each. The
@@ -313,11 +313,9 @@ def _common_span(name: Any, trace_id: Any, span_id: Any, parent_id: Any, parent_
     else:
         head = _HEAD(b"\x0a\x10", trace_id >> 64, trace_id & _M64, b"\x12\x08", span_id)
         tail = _FLAGS[_HAS_IS_REMOTE]
-    if attributes is not None:
-        attribute_fields = b"".join(_attributes(b"\x4a", attributes))
+    fields = encoded_attributes if attributes is None else attribute_fields(attributes)
     return b"".join((head, b"\x2a", _SMALL[n] if n < 16384 else _varint_slow(n), encoded_name,
-                     kind, _TIMES(b"\x39", start, b"\x41", end), attribute_fields,
-                     b"\x7a\x00", tail))
+                     kind, _TIMES(b"\x39", start, b"\x41", end), fields, b"\x7a\x00", tail))
 
 
 def attribute_fields(attributes: Mapping[str, Any]) -> bytes:

@@ -155,8 +155,7 @@ class LokiPusher:
         head = _head(level, record.name)
         msg = _message_value(message[:_MAX_LINE])
         ts = int(record.created * 1e9)
-        span = current_span()
-        fields = context_fields(span_context(span))
+        fields = context_fields(span_context(current_span()))
         if fields[5]:  # valid
             tid, sid = _hex_ids(fields[0], fields[1])
             entry = (f'["{ts}","{head} trace_id={tid} span_id={sid} msg={msg}",'
