@@ -23,6 +23,10 @@ the agent runs more code under a real server than in the in-process driver (it d
 RESULTS.md).
 
     python benchmarks/instructions.py --server --app flask --variants bare,spyglass
+
+As in ``threads.py``, a ``--server`` variant may carry settings after the contender
+(``'bare,spyglass SPYGLASS_LOGS=false'``): what one signal, or the agent with every signal
+off, adds in instructions.
 """
 
 from __future__ import annotations
@@ -149,8 +153,9 @@ def _server_main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> i
     from harness.contenders import launch
     from harness.procs import Server, free_port, http_get, leaf_worker, wait_http
 
-    names = [v for v in args.variants.split(",") if v]
-    unknown = set(names) - set(_SERVER_VARIANTS)
+    # A variant is a contender, optionally with settings: "spyglass SPYGLASS_LOGS=false".
+    names = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = {v.split()[0] for v in names} - set(_SERVER_VARIANTS)
     if unknown:
         parser.error(f"unknown --variants {sorted(unknown)} for --server; choose from "
                      f"{', '.join(_SERVER_VARIANTS)}")
@@ -166,13 +171,17 @@ def _server_main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> i
               f"| contender | {' | '.join(f'{e}/request | vs bare' for e in events)} |\n"
               f"|---|{'---|---|' * len(events)}")
         base: dict[str, float] | None = None
-        for variant in dict.fromkeys(_SERVER_VARIANTS[v] for v in names):
+        for variant in dict.fromkeys(names):
+            contender, *settings = variant.split()
+            contender = _SERVER_VARIANTS[contender]
+            env = {**app_env, **dict(s.split("=", 1) for s in settings)}
+            tag = "-".join([contender, *settings]).replace("/", "_")
             counts = []
             for n in (n1, n2):
                 port = free_port()
-                spec = launch(variant, args.app, port, sink.url, free_port(), free_port(),
-                              app_env, extra=extra)
-                prefix = f"{out_dir}/callgrind.server.{args.app}.{variant}.{n}"
+                spec = launch(contender, args.app, port, sink.url, free_port(), free_port(),
+                              env, extra=extra)
+                prefix = f"{out_dir}/callgrind.server.{args.app}.{tag}.{n}"
                 with open(f"{prefix}.log", "wb") as log:
                     proc = subprocess.Popen(
                         ["valgrind", "--tool=callgrind", "--trace-children=yes",
