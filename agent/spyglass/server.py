@@ -93,15 +93,18 @@ def add_after_request(hook: Callable[[], None]) -> None:
 
 
 class RequestState:
-    __slots__ = ("done", "method", "path", "route", "route_from", "span", "start", "status",
-                 "token")
+    __slots__ = ("done", "method", "path", "route", "route_reader", "route_source", "span",
+                 "start", "status", "token")
 
     def __init__(self, method: str, path: str) -> None:
         self.method = method
         self.path = path
         self.route: str | None = None
-        #: Where a framework leaves the matched route, read once when the request ends.
-        self.route_from: Callable[[], str | None] | None = None
+        #: Where a framework leaves the matched route, read once when the request ends:
+        #: ``route_reader(route_source)`` (a plain function and the framework's object, set
+        #: per request without allocating a bound callable).
+        self.route_reader: Callable[[Any], str | None] | None = None
+        self.route_source: Any = None
         self.status = 0
         #: A light span (spans.py): its methods are called natively from this compiled module.
         self.span: LightSpan | None = None
@@ -112,9 +115,10 @@ class RequestState:
 
     def resolved_route(self) -> str | None:
         """The route template, reading it from the framework if it left it for later."""
-        if self.route is None and self.route_from is not None:
-            late = self.route_from()
-            self.route_from = None
+        reader = self.route_reader
+        if self.route is None and reader is not None:
+            late = reader(self.route_source)
+            self.route_reader = self.route_source = None
             if late:
                 self.route = template(late)
         return self.route
@@ -355,6 +359,26 @@ class _ClosingIterable:
             finish(self._state)
 
 
+class _StartResponse:
+    """The app's ``start_response``: notes the status, then calls the server's.
+
+    An object rather than a closure: one allocation per request instead of a closure's two
+    (its environment and the function object).
+    """
+
+    __slots__ = ("_start_response", "_state")
+
+    def __init__(self, state: RequestState, start_response: Callable[..., Any]) -> None:
+        self._state = state
+        self._start_response = start_response
+
+    def __call__(self, status: Any, headers: Any, exc_info: Any = None) -> Any:
+        self._state.status = _status_code(status)
+        if exc_info is None:
+            return self._start_response(status, headers)
+        return self._start_response(status, headers, exc_info)
+
+
 # gunicorn and werkzeug hand ``start_response`` the same few status lines again and again.
 _STATUS_CODES: Final[dict[str, int]] = {}
 
@@ -392,15 +416,8 @@ def wsgi_call(app: Callable[..., Any], environ: dict, start_response: Callable[.
     if state is None:
         return app(environ, start_response)
     var_token = _current.set(state)
-
-    def _start_response(status: Any, headers: Any, exc_info: Any = None) -> Any:
-        state.status = _status_code(status)
-        if exc_info is None:
-            return start_response(status, headers)
-        return start_response(status, headers, exc_info)
-
     try:
-        result = app(environ, _start_response)
+        result = app(environ, _StartResponse(state, start_response))
     except BaseException as exc:
         finish(state, exc)
         raise

@@ -11,7 +11,6 @@ top of the server's.
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 from spyglass.config import Config
@@ -40,7 +39,8 @@ def setup_once(config: Config) -> None:
         ctx = original_context(self, environ)
         state = current()
         if state is not None and state.route is None:
-            state.route_from = functools.partial(_rule_of, ctx)
+            state.route_reader = _rule_of
+            state.route_source = ctx
         return ctx
 
     request_context.__wrapped__ = original_context  # type: ignore[attr-defined]
