@@ -130,3 +130,38 @@ def test_a_body_iterated_without_iter_and_an_empty_body(ended: list[LightSpan]) 
     ("abc", 0), (b"201 Created", 201)])
 def test_status_codes_are_read_from_the_status_line(status: Any, code: int) -> None:
     assert server._status_code(status) == code
+
+
+def test_start_response_passes_exc_info_and_the_write_callable_through(
+        ended: list[LightSpan]) -> None:
+    """PEP 3333's error page: the app starts again with ``exc_info``; the server gets it as
+    the third argument, the span takes the second status, and ``write`` comes back."""
+    calls: list[tuple[Any, ...]] = []
+
+    def write(data: bytes) -> None:
+        calls.append(("write", data))
+
+    def server_start_response(*args: Any) -> Any:
+        calls.append(args)
+        return write
+
+    def app(env: dict, start_response: Any) -> list[bytes]:
+        start_response("200 OK", [])
+        try:
+            raise ValueError("late failure")
+        except ValueError:
+            import sys
+
+            exc_info = sys.exc_info()
+            start_response("500 Internal Server Error", [], exc_info)(b"partial")
+        return [b"error page"]
+
+    body = server.wsgi_call(app, {"REQUEST_METHOD": "GET", "PATH_INFO": "/t"},
+                            server_start_response)
+    assert list(body) == [b"error page"]
+    body.close()
+    assert calls[0] == ("200 OK", [])
+    assert calls[1][0] == "500 Internal Server Error" and calls[1][2][0] is ValueError
+    assert calls[2] == ("write", b"partial")
+    assert len(ended) == 1
+    assert ended[0].attributes["http.response.status_code"] == 500
