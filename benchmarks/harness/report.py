@@ -101,11 +101,13 @@ def verdicts(runs: list[Row]) -> str:
         s = agg[(app, ep, c)]
         o = agg.get((app, ep, "otel"), {})
         d = agg.get((app, ep, "ddtrace"), {})
-        oa, da = o.get("added_us", float("nan")), d.get("added_us", float("nan"))
+        # A competitor left out of the run (--contenders) is "not run", not a failed check.
+        oa, da = o.get("added_us"), d.get("added_us")
+        otel_cell = ("not run" if oa is None else
+                     f"{mark(s['added_us'] <= oa / 3)} {oa:+.0f} (⅓ = {oa / 3:.0f})")
+        dd_cell = "not run" if da is None else f"{mark(s['added_us'] < da)} {da:+.0f}"
         lines.append(
-            f"| {app} | {ep} | {s['added_us']:+.0f} | "
-            f"{mark(s['added_us'] <= oa / 3)} {oa:+.0f} (⅓ = {oa / 3:.0f}) | "
-            f"{mark(s['added_us'] < da)} {da:+.0f} | "
+            f"| {app} | {ep} | {s['added_us']:+.0f} | {otel_cell} | {dd_cell} | "
             f"{(mark(s['ratio'] >= 0.85) + ' ') if ep == '/work' else ''}{s['ratio']:.2f} | "
             f"{mark(s['p99_x'] <= 2)} {s['p99_x']:.1f} | "
             f"{mark(s['rss_added'] <= 20)} {s['rss_added']:+.1f} | "
