@@ -150,7 +150,7 @@ _SERVER_VARIANTS = {"bare": "bare", "spyglass": "spyglass", "spyglass-pure": "sp
 
 
 def _server_main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    from harness.contenders import launch
+    from harness.contenders import launch, split_variant
     from harness.procs import Server, free_port, http_get, leaf_worker, wait_http
 
     # A variant is a contender, optionally with settings: "spyglass SPYGLASS_LOGS=false".
@@ -172,10 +172,11 @@ def _server_main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> i
               f"|---|{'---|---|' * len(events)}")
         base: dict[str, float] | None = None
         for variant in dict.fromkeys(names):
-            contender, *settings = variant.split()
-            contender = _SERVER_VARIANTS[contender]
-            env = {**app_env, **dict(s.split("=", 1) for s in settings)}
-            tag = "-".join([contender, *settings]).replace("/", "_")
+            name, settings = split_variant(variant)
+            contender = _SERVER_VARIANTS[name]
+            env = {**app_env, **settings}
+            tag = "-".join([contender, *(f"{k}={v}" for k, v in settings.items())]).replace(
+                "/", "_")
             counts = []
             for n in (n1, n2):
                 port = free_port()

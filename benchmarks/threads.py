@@ -32,7 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import wrk
-from harness.contenders import APPS
+from harness.contenders import APPS, split_variant
 from harness.overhead import start_server
 from harness.procs import tree_pids
 from harness.sink import NginxSink
@@ -92,8 +92,8 @@ def window(variant: str, app: str, endpoint: str, module: str | None, app_env: d
            pin: bool = False) -> tuple[float, ...]:
     """(request thread µs/req, whole tree µs/req, req/s, request thread's kernel µs/req,
     minor faults/req, context switches/req) of one start of ``variant``."""
-    contender, *settings = variant.split()
-    env = {**app_env, **dict(s.split("=", 1) for s in settings)}
+    contender, settings = split_variant(variant)
+    env = {**app_env, **settings}
     server, port, _ = start_server(contender, app, sink.url, udp.port, env,
                                    scratch / "server.log", module=module)
     if pin:

@@ -77,6 +77,13 @@ def server_argv(app: str, bindir: Path, port: int, module: str | None = None,
     raise ValueError(app)
 
 
+def split_variant(variant: str) -> tuple[str, dict[str, str]]:
+    """A ``threads.py`` or ``instructions.py --server`` variant: a contender, then
+    ``NAME=value`` settings for its environment (``'spyglass SPYGLASS_LOGS=false'``)."""
+    contender, *settings = variant.split()
+    return contender, dict(s.split("=", 1) for s in settings)
+
+
 def base_env(extra: dict[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(_SCRUB_PREFIXES) and k != "PYTHONPATH"}

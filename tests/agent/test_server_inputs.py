@@ -8,6 +8,7 @@ into "no span for this request". So whatever the WSGI server or the app hands ov
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -150,8 +151,6 @@ def test_start_response_passes_exc_info_and_the_write_callable_through(
         try:
             raise ValueError("late failure")
         except ValueError:
-            import sys
-
             exc_info = sys.exc_info()
             start_response("500 Internal Server Error", [], exc_info)(b"partial")
         return [b"error page"]
