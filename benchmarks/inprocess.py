@@ -93,17 +93,17 @@ if variant != "bare":
     from spyglass import tracing
     from spyglass.logs import loki
     if variant == "no-export":
-        tracing._worker.put = lambda item: None
+        tracing.EXPORT.worker.put = lambda item: None
         loki._pusher.worker.put = lambda item: None
     if variant == "no-send":
         # Queued and drained by the export threads as usual, but nothing is joined,
         # compressed or uploaded: what the uploads cost beyond the hand-off.
-        tracing._worker._send = lambda batch: True
+        tracing.EXPORT.worker._send = lambda batch: True
         loki._pusher.worker._send = lambda batch: True
     if variant == "drop-on-main":
         # Queued as usual, but the request thread itself drops each full batch: no export
         # thread touches an item, so items are made and freed on the same core.
-        for w in (tracing._worker, loki._pusher.worker):
+        for w in (tracing.EXPORT.worker, loki._pusher.worker):
             def put(item, w=w):
                 w._queue.append(item)
                 if len(w._queue) >= w._max_batch:
@@ -111,14 +111,14 @@ if variant != "bare":
             w.put = put
     if variant == "batch-512":
         # The SDK's batch and queue sizes (512 of 2048), Spyglass's before session 12.
-        for w in (tracing._worker, loki._pusher.worker):
+        for w in (tracing.EXPORT.worker, loki._pusher.worker):
             w._max_batch = w._wake_at = 512
             w._max_queue = 2048
     if variant == "sync-export":
         # Not a mode Spyglass has (an upload would block the request): each full batch is
         # encoded and uploaded on the request thread, to measure what the export threads cost
         # beyond the work they do.
-        for w in (tracing._worker, loki._pusher.worker):
+        for w in (tracing.EXPORT.worker, loki._pusher.worker):
             def put(item, w=w):
                 w._queue.append(item)
                 if len(w._queue) >= w._max_batch:

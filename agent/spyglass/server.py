@@ -37,27 +37,44 @@ _KNOWN_METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONN
 _MAX_ATTR: Final = 1024
 _current: Final[contextvars.ContextVar[RequestState | None]] = contextvars.ContextVar(
     "spyglass_request", default=None)
-_tracer: LightTracer | None = None
-_console: Callable[[RequestState], None] | None = None
 _after_request: Final[list[Callable[[], None]]] = []
+_SERVER: Final = SpanKind.SERVER
+# Final names are C statics in this compiled module; module-level names, a dict lookup each.
+_METRICS: Final = _metrics
+_PROPAGATE: Final = propagate
+
+
+class _Setup:
+    """What startup configured, read on every request. Attributes of a compiled class are
+    read natively; module-level names that startup reassigns would be a dict lookup each
+    (about 130 instructions), and a request read a dozen of them."""
+
+    def __init__(self) -> None:
+        self.tracer: LightTracer | None = None
+        self.console: Callable[[RequestState], None] | None = None
+        #: spyglass.profiling.watchdog.Watchdog: start(state) / stop(state)
+        self.request_watch: Any = None
+        #: The watchdog's thread keeps the in-flight gauge.
+        self.active_by_watch = False
+        #: (the propagator, its header names, its environ keys): see _propagation_fields.
+        self.fields_of: tuple[object, frozenset[bytes] | None, frozenset[str] | None] = (
+            None, None, None)
+
+
+_setup: Final = _Setup()
 
 
 def configure(console: bool) -> None:
-    global _tracer, _console
     from spyglass import tracing
 
-    _tracer = tracing.light_tracer()
+    _setup.tracer = tracing.light_tracer()
     if console:
         from spyglass.console import print_line
 
-        _console = print_line
+        _setup.console = print_line
 
 
-_request_watch: Any = None  # spyglass.profiling.watchdog.Watchdog: start(state) / stop(state)
 _exception_hooks: Final[list[Callable[[BaseException, trace.Span], None]]] = []
-
-
-_active_by_watch = False  # the watchdog's thread keeps the in-flight gauge
 
 
 def set_request_watch(watch: Any) -> None:
@@ -68,12 +85,11 @@ def set_request_watch(watch: Any) -> None:
     under the store's lock): the gauge is then at most a check interval (1 s) old, like any
     periodically exported gauge.
     """
-    global _request_watch, _active_by_watch
-    _request_watch = watch
+    _setup.request_watch = watch
     report = getattr(watch, "report_active", None)
     if report is not None:
         report(_set_active)
-    _active_by_watch = report is not None
+    _setup.active_by_watch = report is not None
 
 
 def _set_active(count: int) -> None:
@@ -120,7 +136,7 @@ class RequestState:
             late = reader(self.route_source)
             self.route_reader = self.route_source = None
             if late:
-                self.route = template(late)
+                self.route = _template(late)
         return self.route
 
 
@@ -141,10 +157,15 @@ def template(route: str) -> str:
     return route if route.startswith("/") else "/" + route
 
 
+#: ``template`` as a C static (the lru_cache wrapper is a module-level object: naming it
+#: would look it up in the module's dict on every call).
+_template: Final = template
+
+
 def set_route(route: Any) -> None:
     state = _current.get()
     if state is not None and route and isinstance(route, str):
-        state.route = template(route)
+        state.route = _template(route)
 
 
 class _EnvironGetter(Getter[dict]):
@@ -174,18 +195,17 @@ _EMPTY: Final = otel_context.Context()
 _KNOWN_PROPAGATORS: Final = frozenset({
     "TraceContextTextMapPropagator", "W3CBaggagePropagator", "B3MultiFormat", "B3SingleFormat",
     "B3Format"})
-_fields_of: tuple[object, frozenset[bytes] | None, frozenset[str] | None] = (None, None, None)
 
 
 def _propagation_fields() -> tuple[frozenset[bytes] | None, frozenset[str] | None]:
     """(header names, WSGI environ keys) the global propagator reads, or (None, None) when
     it is one whose headers we cannot know (then every request runs ``extract``)."""
-    global _fields_of
     # What propagate.get_global_textmap() returns (its module global), read without an
     # interpreted call per request; through the function where that global is not there.
-    textmap = getattr(propagate, "_HTTP_TEXT_FORMAT", None) or propagate.get_global_textmap()
-    if _fields_of[0] is textmap:
-        return _fields_of[1], _fields_of[2]
+    textmap = getattr(_PROPAGATE, "_HTTP_TEXT_FORMAT", None) or propagate.get_global_textmap()
+    fields_of = _setup.fields_of
+    if fields_of[0] is textmap:
+        return fields_of[1], fields_of[2]
     headers: frozenset[bytes] | None = None
     environ: frozenset[str] | None = None
     try:
@@ -197,7 +217,7 @@ def _propagation_fields() -> tuple[frozenset[bytes] | None, frozenset[str] | Non
             environ = frozenset("HTTP_" + n.upper().replace("-", "_") for n in names)
     except Exception:  # noqa: BLE001 - unknown shape: always extract
         headers = environ = None
-    _fields_of = (textmap, headers, environ)
+    _setup.fields_of = (textmap, headers, environ)
     return headers, environ
 
 
@@ -220,7 +240,8 @@ def begin(method: Any, path: Any, query: Any, scheme: Any, host: Any, user_agent
             if method not in _KNOWN_METHODS:
                 method = "_OTHER"
         state = RequestState(method, path)
-        if _tracer is not None:
+        tracer = _setup.tracer
+        if tracer is not None:
             # carrier None: the caller saw none of the propagator's headers.
             parent = propagate.extract(carrier, getter=getter) if carrier is not None \
                 else _EMPTY
@@ -236,13 +257,14 @@ def begin(method: Any, path: Any, query: Any, scheme: Any, host: Any, user_agent
                 attributes["user_agent.original"] = _clip(user_agent)
             if client:
                 attributes["client.address"] = _clip(client)
-            span = _tracer.start_span(method, parent, SpanKind.SERVER, attributes)
+            span = tracer.start_span(method, parent, _SERVER, attributes)
             state.span = span
             state.token = attach_span(span, parent)
-        if _request_watch is not None:
-            _request_watch.start(state)
-        if not _active_by_watch:
-            inst = _metrics._instruments
+        watch = _setup.request_watch
+        if watch is not None:
+            watch.start(state)
+        if not _setup.active_by_watch:
+            inst = _METRICS._instruments
             if inst is not None:
                 inst.http_server_active.labels().inc()
         return state
@@ -268,8 +290,9 @@ def finish(state: RequestState, exc: BaseException | None = None) -> None:
         return
     state.done = True
     try:
-        if _request_watch is not None:
-            _request_watch.stop(state)
+        watch = _setup.request_watch
+        if watch is not None:
+            watch.stop(state)
         duration = time.perf_counter() - state.start
         status = state.status or (500 if exc is not None else 0)
         route = state.resolved_route() or UNMATCHED
@@ -297,16 +320,17 @@ def finish(state: RequestState, exc: BaseException | None = None) -> None:
             if fields[3] & 1:  # sampled
                 trace_id, span_id = fields[0], fields[1]
             span.end()
-        inst = _metrics._instruments
+        inst = _METRICS._instruments
         if inst is not None:
-            if not _active_by_watch:
+            if not _setup.active_by_watch:
                 inst.http_server_active.labels().dec()
             inst.http_server_duration.labels(state.method, route, str(status)).observe(
                 duration, trace_id, span_id)
         for after in _after_request:
             after()
-        if _console is not None:
-            _console(state)
+        console = _setup.console
+        if console is not None:
+            console(state)
     except Exception:  # noqa: BLE001
         get_logger().debug("finish request failed", exc_info=True)
 
@@ -499,7 +523,7 @@ async def asgi_call(app: Callable[..., Any], scope: dict, receive: Any, send: An
 
 
 def _template_or_none(route: str | None) -> str | None:
-    return template(route) if route else None
+    return _template(route) if route else None
 
 
 class ASGIMiddleware:

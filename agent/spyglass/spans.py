@@ -37,8 +37,8 @@ from opentelemetry.trace import (
     StatusCode,
     TraceFlags,
 )
-from opentelemetry.trace.propagation import _SPAN_KEY
-from opentelemetry.trace.span import DEFAULT_TRACE_STATE
+from opentelemetry.trace.propagation import _SPAN_KEY as _API_SPAN_KEY
+from opentelemetry.trace.span import DEFAULT_TRACE_STATE as _API_DEFAULT_TRACE_STATE
 from opentelemetry.util import types
 
 __all__ = ["LightEvent", "LightSpan", "LightTracer", "LightTracerProvider"]
@@ -63,8 +63,13 @@ def _tuple_layout() -> bool:
         return False
 
 
-#: ``SpanContext`` fields may be read by index (see :func:`_tuple_layout`).
-CONTEXT_IS_TUPLE = _tuple_layout()
+# What the per-span paths read of other modules, as this module's Final names: mypyc keeps
+# those in C statics, where a plain module-level name (also an imported one) is a lookup in
+# the module's dict on every read, about 130 instructions, and a request made some fifty.
+_SPAN_KEY: Final = _API_SPAN_KEY
+DEFAULT_TRACE_STATE: Final = _API_DEFAULT_TRACE_STATE
+_SPAN_CONTEXT: Final = SpanContext
+_INVALID_SPAN: Final = trace.INVALID_SPAN
 _new_tuple: Final = tuple.__new__
 _MAX_TRACE_ID: Final = (1 << 128) - 1
 _MAX_SPAN_ID: Final = (1 << 64) - 1
@@ -74,7 +79,7 @@ def context_fields(ctx: Any) -> Any:
     """``(trace_id, span_id, is_remote, trace_flags, trace_state, is_valid)`` of a span
     context: the ``SpanContext`` itself where it is that tuple, else read from its
     properties (another layout, or a SpanContext-like object)."""
-    if CONTEXT_IS_TUPLE and type(ctx) is SpanContext:
+    if LAYOUT.context_is_tuple and type(ctx) is _SPAN_CONTEXT:
         return ctx
     return (ctx.trace_id, ctx.span_id, ctx.is_remote, ctx.trace_flags, ctx.trace_state,
             ctx.is_valid)
@@ -101,19 +106,31 @@ def _context_var() -> Any:
     return None
 
 
-_CURRENT: Any = _context_var()
+class Layout:
+    """What this module found at import about the OTel API it runs on, read on every span
+    operation: an attribute of a compiled class is read natively, where a module-level name
+    is a dict lookup. Tests set these to take the fallback paths."""
+
+    def __init__(self) -> None:
+        #: ``SpanContext`` fields may be read by index (see :func:`_tuple_layout`).
+        self.context_is_tuple: bool = _tuple_layout()
+        #: The API's context variable (:func:`_context_var`), or None: go through the API.
+        self.current: Any = _context_var()
+
+
+LAYOUT: Final = Layout()
 
 
 def current_context() -> Any:
     """``opentelemetry.context.get_current()``."""
-    var = _CURRENT
+    var = LAYOUT.current
     return otel_context.get_current() if var is None else var.get()
 
 
 def current_span(context: Any = None) -> Any:
     """``opentelemetry.trace.get_current_span(context)``."""
     if context is None:
-        var = _CURRENT
+        var = LAYOUT.current
         if var is None:
             return trace.get_current_span()
         context = var.get()
@@ -121,13 +138,13 @@ def current_span(context: Any = None) -> Any:
     # Our own spans first: ``trace.Span`` is an ABC, whose isinstance check is an interpreted
     # ``ABCMeta.__instancecheck__`` call (a request makes two or three of these checks).
     if span is None or (type(span) is not LightSpan and not isinstance(span, trace.Span)):
-        return trace.INVALID_SPAN
+        return _INVALID_SPAN
     return span
 
 
 def attach_span(span: Any, context: Any = None) -> Any:
     """``opentelemetry.context.attach(trace.set_span_in_context(span, context))``."""
-    var = _CURRENT
+    var = LAYOUT.current
     if var is None:
         return otel_context.attach(trace.set_span_in_context(span, context))
     values = dict(var.get() if context is None else context)
@@ -137,7 +154,7 @@ def attach_span(span: Any, context: Any = None) -> Any:
 
 def detach(token: Any) -> None:
     """``opentelemetry.context.detach(token)`` (which logs a token it cannot reset)."""
-    var = _CURRENT
+    var = LAYOUT.current
     if var is None:
         otel_context.detach(token)
         return
@@ -341,7 +358,7 @@ class LightTracer(trace.Tracer):
         current = current_span(context)
         # No current span (a root: every server span) gives INVALID_SPAN, whose context is
         # invalid; its get_span_context is an interpreted call.
-        parent: Any = None if current is trace.INVALID_SPAN else span_context(current)
+        parent: Any = None if current is _INVALID_SPAN else span_context(current)
         parent_flags = 0
         parent_state: Any = None
         valid = False
@@ -378,9 +395,9 @@ class LightTracer(trace.Tracer):
         if parent is not None and not parent_flags & 2:  # the parent's trace id is not random
             flags = TraceFlags(flags & ~TraceFlags.RANDOM_TRACE_ID)
         span_id = self._ids.generate_span_id()
-        if CONTEXT_IS_TUPLE:
+        if LAYOUT.context_is_tuple:
             # What SpanContext.__new__ builds, without its interpreted checks.
-            ctx = _new_tuple(SpanContext, (
+            ctx = _new_tuple(_SPAN_CONTEXT, (
                 trace_id, span_id, False, flags,
                 DEFAULT_TRACE_STATE if trace_state is None else trace_state,
                 0 < trace_id <= _MAX_TRACE_ID and 0 < span_id <= _MAX_SPAN_ID))
@@ -403,7 +420,7 @@ class LightTracer(trace.Tracer):
         if fast is None:
             return None
         current = current_span(context)
-        if current is not trace.INVALID_SPAN:
+        if current is not _INVALID_SPAN:
             fields = context_fields(span_context(current))
             if fields[5]:  # valid
                 state = fields[4]

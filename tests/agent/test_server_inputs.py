@@ -23,7 +23,7 @@ from spyglass.spans import LightSpan, LightTracerProvider
 def ended(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[LightSpan]]:
     spans: list[LightSpan] = []
     provider = LightTracerProvider(TracerProvider(), spans.append)
-    monkeypatch.setattr(server, "_tracer", provider.get_tracer(server.__name__, "1"))
+    monkeypatch.setattr(server._setup, "tracer", provider.get_tracer(server.__name__, "1"))
     yield spans
 
 

@@ -33,7 +33,7 @@ TRACEPARENT = f"00-{TRACE_ID:032x}-{PARENT_ID:016x}-01"
 def ended(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[LightSpan]]:
     spans: list[LightSpan] = []
     provider = LightTracerProvider(TracerProvider(), spans.append)
-    monkeypatch.setattr(server, "_tracer", provider.get_tracer(server.__name__, "1"))
+    monkeypatch.setattr(server._setup, "tracer", provider.get_tracer(server.__name__, "1"))
     previous = propagate.get_global_textmap()
     yield spans
     propagate.set_global_textmap(previous)

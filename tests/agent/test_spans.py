@@ -156,7 +156,7 @@ def test_arguments_of_unexpected_types_are_taken_as_the_sdk_takes_them() -> None
 
 
 def test_span_contexts_are_the_ones_the_api_constructor_builds(monkeypatch) -> None:
-    """start_span builds its SpanContext tuple directly (spyglass.spans.CONTEXT_IS_TUPLE);
+    """start_span builds its SpanContext tuple directly (spyglass.spans.LAYOUT.context_is_tuple);
     each must equal, field for field, what SpanContext(...) gives, and so must the ones the
     fallback through the constructor gives."""
     from opentelemetry.trace import TraceState
@@ -171,7 +171,7 @@ def test_span_contexts_are_the_ones_the_api_constructor_builds(monkeypatch) -> N
                SpanContext(0xA2, 0xB2, is_remote=True, trace_flags=TraceFlags(0)),
                SpanContext(0, 0, is_remote=True)]  # invalid: a new root
     for fast in (True, False):
-        monkeypatch.setattr(spans, "CONTEXT_IS_TUPLE", fast)
+        monkeypatch.setattr(spans.LAYOUT, "context_is_tuple", fast)
         tracer, _, _ = _tracer()
         for parent in parents:
             context = set_span_in_context(NonRecordingSpan(parent)) if parent else None
@@ -196,10 +196,11 @@ def test_context_helpers_agree_with_the_api(monkeypatch) -> None:
 
     from spyglass import spans
 
-    assert spans._CURRENT is not None, "the API's default runtime context is not contextvars"
+    assert spans.LAYOUT.current is not None, (
+        "the API's default runtime context is not contextvars")
     for direct in (True, False):
         if not direct:
-            monkeypatch.setattr(spans, "_CURRENT", None)
+            monkeypatch.setattr(spans.LAYOUT, "current", None)
         tracer, _, _ = _tracer()
         assert spans.current_span() is trace.get_current_span() is trace.INVALID_SPAN
         outer = otel_context.attach(baggage.set_baggage("tenant", "t1"))

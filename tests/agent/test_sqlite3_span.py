@@ -66,7 +66,7 @@ class Env:
 
 @pytest.fixture
 def env() -> Iterator[Env]:
-    before_tracer, before_worker = _sqlite3_span._tracer, tracing._worker
+    before_tracer, before_worker = _sqlite3_span._tracers.tracer, tracing.EXPORT.worker
     state = Env()
 
     def send(batch: Sequence[Encoded]) -> bool:
@@ -75,19 +75,19 @@ def env() -> Iterator[Env]:
 
     worker: BatchWorker[Encoded] = BatchWorker("traces", send, max_queue=100, max_batch=100,
                                                interval=60.0)
-    tracing._worker = worker
+    tracing.EXPORT.worker = worker
     _sqlite3_span.set_tracer(state.tracer)
     try:
         yield state
     finally:
         worker.flush(2.0)
         _sqlite3_span.set_tracer(before_tracer)
-        tracing._worker = before_worker
+        tracing.EXPORT.worker = before_worker
         state.conn.close()
 
 
 def _flushed(env: Env) -> list[tuple[Any, bytes]]:
-    assert tracing._worker is not None and tracing._worker.flush(2.0)
+    assert tracing.EXPORT.worker is not None and tracing.EXPORT.worker.flush(2.0)
     return env.flush()
 
 

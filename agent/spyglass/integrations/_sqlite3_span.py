@@ -21,7 +21,7 @@ import os
 import time
 from typing import Any, Final
 
-from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY as _API_SUPPRESS_KEY
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from spyglass import forksafe, tracing
@@ -33,17 +33,29 @@ from spyglass.spans import LightSpan, LightTracer, current_context
 
 __all__ = ["namespace", "set_tracer", "traced"]
 
-_tracer: Any = None
-#: The tracer, where it is a light one: statements then skip the span object.
-_light: LightTracer | None = None
+# Final names are C statics in this compiled module; module-level names, a dict lookup each.
+_SUPPRESS_INSTRUMENTATION_KEY: Final = _API_SUPPRESS_KEY
+_METRICS: Final = _metrics
+
+
+class _Tracers:
+    """The tracer ``set_tracer`` was given, read on every statement (an attribute of a
+    compiled class is read natively; a module-level name would be a dict lookup)."""
+
+    def __init__(self) -> None:
+        self.tracer: Any = None
+        #: The tracer, where it is a light one: statements then skip the span object.
+        self.light: LightTracer | None = None
+
+
+_tracers: Final = _Tracers()
 #: ``scope_index`` of the tracer's scope (-1: not looked up yet).
 _scope: Final = [-1]
 
 
 def set_tracer(tracer: Any) -> None:
-    global _tracer, _light
-    _tracer = tracer
-    _light = tracer if isinstance(tracer, LightTracer) else None
+    _tracers.tracer = tracer
+    _tracers.light = tracer if isinstance(tracer, LightTracer) else None
     _scope[0] = -1
     _ENCODED.clear()
 
@@ -128,7 +140,7 @@ def _record_duration(op: str, seconds: float) -> None:
     """One ``db_client_operation_duration`` observation: what ``tracing.record_dependency``
     records for other CLIENT spans, without reading the labels back from the attributes
     (tracing skips this integration's spans)."""
-    inst = _metrics._instruments
+    inst = _METRICS._instruments
     if inst is None or not op:
         return
     if _SERIES_OF[0] is not inst:
@@ -148,7 +160,7 @@ def _finished(ids: tuple[int, int, int, bool, bool], sql: str, ns: str, start: i
         end = time.time_ns()
         op, fields = _encoded(sql, ns)
         if ids[4]:
-            tracer = _light
+            tracer = _tracers.light
             scope = _scope[0]
             if scope < 0 and tracer is not None:
                 scope = _scope[0] = scope_index(tracer.resource, tracer.scope)
@@ -162,13 +174,13 @@ def _finished(ids: tuple[int, int, int, bool, bool], sql: str, ns: str, start: i
 def traced(cursor: Any, method: Any, sql: Any, args: Any) -> Any:
     """Run ``method(cursor, sql, *args)`` (the cursor class's own method) inside a CLIENT
     span, unless instrumentation is suppressed."""
-    tracer = _tracer
+    tracer = _tracers.tracer
     if tracer is None:
         return method(cursor, sql, *args)
     context = current_context()
     if context.get(_SUPPRESS_INSTRUMENTATION_KEY):
         return method(cursor, sql, *args)
-    light = _light
+    light = _tracers.light
     ids = light.child_ids(context) if light is not None and type(sql) is str else None
     if ids is None:
         return _with_span(tracer, cursor, method, sql, args)

@@ -11,7 +11,7 @@ top of the server's.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from spyglass.config import Config
 from spyglass.server import current, wsgi_call
@@ -39,7 +39,7 @@ def setup_once(config: Config) -> None:
         ctx = original_context(self, environ)
         state = current()
         if state is not None and state.route is None:
-            state.route_reader = _rule_of
+            state.route_reader = _RULE_OF
             state.route_source = ctx
         return ctx
 
@@ -50,3 +50,8 @@ def setup_once(config: Config) -> None:
 def _rule_of(ctx: Any) -> str | None:
     rule = getattr(ctx.request, "url_rule", None)
     return getattr(rule, "rule", None)
+
+
+# The function object, as a C static of this compiled module (naming the function from the
+# closure above would look it up in the module's dict on every request).
+_RULE_OF: Final = _rule_of

@@ -1,5 +1,6 @@
 """Benchmark probe, never shipped: spans are made, measured and scrubbed as usual, but none is
-encoded or queued for export (``spyglass.tracing._worker`` is None), while log lines still are.
+encoded or queued for export (``spyglass.tracing.EXPORT.worker`` is None), while log lines
+still are.
 
 What it answers: how much of the request thread's cost under the real server is the span
 encoding and the hand-off to the export thread, i.e. the most that moving encoding out of the
@@ -25,10 +26,10 @@ try:
 
     def _setup_without_span_export(config: Any) -> Any:
         provider = _setup(config)
-        _tracing._worker = None
+        _tracing.EXPORT.worker = None
         return provider
 
     _tracing.setup = _setup_without_span_export  # type: ignore[assignment]
-    _tracing._worker = None
+    _tracing.EXPORT.worker = None
 except Exception as exc:  # noqa: BLE001 - a probe that did not apply must say so, not hide
     print(f"no_span_export probe not applied: {exc}", file=sys.stderr)

@@ -168,14 +168,14 @@ def test_scopes_added_from_many_threads_at_once_keep_distinct_indexes() -> None:
 def test_span_context_fields_read_by_index_match_its_properties(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The encoder reads a SpanContext's ids by tuple index where the API's layout allows
-    (spyglass.spans.CONTEXT_IS_TUPLE); with the pinned API it does, and the property path
+    (spyglass.spans.LAYOUT.context_is_tuple); with the pinned API it does, and the property path
     it falls back to otherwise encodes the very same bytes."""
     from spyglass import spans as spans_module
 
-    assert spans_module.CONTEXT_IS_TUPLE, "the OTel API's SpanContext layout changed"
+    assert spans_module.LAYOUT.context_is_tuple, "the OTel API's SpanContext layout changed"
     spans = _spans()
     fast = encode_spans(spans)
-    monkeypatch.setattr(spans_module, "CONTEXT_IS_TUPLE", False)
+    monkeypatch.setattr(spans_module.LAYOUT, "context_is_tuple", False)
     assert encode_spans(spans) == fast
 
 
