@@ -42,6 +42,7 @@ _SERVER: Final = SpanKind.SERVER
 # Final names are C statics in this compiled module; module-level names, a dict lookup each.
 _METRICS: Final = _metrics
 _PROPAGATE: Final = propagate
+_perf_counter: Final = time.perf_counter
 
 
 class _Setup:
@@ -124,7 +125,7 @@ class RequestState:
         self.status = 0
         #: A light span (spans.py): its methods are called natively from this compiled module.
         self.span: LightSpan | None = None
-        self.start = time.perf_counter()
+        self.start = _perf_counter()
         self.token: object = None
         self.done = False
 
@@ -293,7 +294,7 @@ def finish(state: RequestState, exc: BaseException | None = None) -> None:
         watch = _setup.request_watch
         if watch is not None:
             watch.stop(state)
-        duration = time.perf_counter() - state.start
+        duration = _perf_counter() - state.start
         status = state.status or (500 if exc is not None else 0)
         route = state.resolved_route() or UNMATCHED
         if status == 404:

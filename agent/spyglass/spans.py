@@ -71,6 +71,7 @@ DEFAULT_TRACE_STATE: Final = _API_DEFAULT_TRACE_STATE
 _SPAN_CONTEXT: Final = SpanContext
 _INVALID_SPAN: Final = trace.INVALID_SPAN
 _new_tuple: Final = tuple.__new__
+_time_ns: Final = time.time_ns
 _MAX_TRACE_ID: Final = (1 << 128) - 1
 _MAX_SPAN_ID: Final = (1 << 64) - 1
 
@@ -179,7 +180,7 @@ def _ns(value: Any) -> int:
         return value
     if isinstance(value, (int, float)) and value > 0:
         return int(value)
-    return time.time_ns()
+    return _time_ns()
 
 
 class LightEvent:

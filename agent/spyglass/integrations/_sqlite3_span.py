@@ -36,6 +36,7 @@ __all__ = ["namespace", "set_tracer", "traced"]
 # Final names are C statics in this compiled module; module-level names, a dict lookup each.
 _SUPPRESS_INSTRUMENTATION_KEY: Final = _API_SUPPRESS_KEY
 _METRICS: Final = _metrics
+_time_ns: Final = time.time_ns
 
 
 class _Tracers:
@@ -157,7 +158,7 @@ def _record_duration(op: str, seconds: float) -> None:
 def _finished(ids: tuple[int, int, int, bool, bool], sql: str, ns: str, start: int) -> None:
     """The statement's span (encoded and queued if sampled) and its duration."""
     try:
-        end = time.time_ns()
+        end = _time_ns()
         op, fields = _encoded(sql, ns)
         if ids[4]:
             tracer = _tracers.light
@@ -185,7 +186,7 @@ def traced(cursor: Any, method: Any, sql: Any, args: Any) -> Any:
     if ids is None:
         return _with_span(tracer, cursor, method, sql, args)
     ns = getattr(cursor.connection, "_spyglass_namespace", "")
-    start = time.time_ns()
+    start = _time_ns()
     try:
         result = method(cursor, sql, *args)
     except Exception as exc:

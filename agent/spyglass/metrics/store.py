@@ -97,6 +97,10 @@ class ProcessStore:
 
 #: Stores a value's two doubles (value, timestamp) at an offset of a mapping, in one C call.
 _PACK_INTO: Final = struct.Struct(b"dd").pack_into
+# Module functions as C statics of this compiled module (``bisect.bisect_left`` is a
+# module attribute lookup on every call).
+_bisect_left: Final = bisect.bisect_left
+_monotonic: Final = time.monotonic
 
 
 def _direct_layout() -> bool:
@@ -253,7 +257,7 @@ class HistogramChild(_Child):
     def observe(self, value: float, trace_id: int = 0, span_id: int = 0) -> None:
         """Count ``value``; a non-zero ``trace_id`` (an int, formatted only if it is used)
         makes it a candidate exemplar for its bucket."""
-        index = bisect.bisect_left(self._bounds, value)
+        index = _bisect_left(self._bounds, value)
         store = self._family.store
         with store.lock:
             f = store.file(self._file_prefix)
@@ -276,7 +280,7 @@ class HistogramChild(_Child):
             counts = self._values
             touched: set[int] = set()
             for value in values:
-                index = bisect.bisect_left(bounds, value)
+                index = _bisect_left(bounds, value)
                 counts[index] += 1.0
                 counts[-1] += value
                 touched.add(index)
@@ -286,7 +290,7 @@ class HistogramChild(_Child):
 
     def _exemplar(self, index: int, value: float, trace_id: int, span_id: int) -> None:
         # One exemplar per bucket and second is plenty for "show me a trace for this spike".
-        now = time.monotonic()
+        now = _monotonic()
         if now - self._last_exemplar[index] < 1.0:
             return
         self._last_exemplar[index] = now
