@@ -15,8 +15,10 @@ only groups the encoded spans by scope and posts them (:func:`encode_request`). 
 span whose attributes were written a moment ago on the same core costs a few µs; encoding
 queued spans in the export thread cost about twice the CPU in all, on both threads: the
 records were read from the other core's cache, and every chunk of encoding was a GIL handoff
-between the threads (benchmarks/RESULTS.md, session 4). ddtrace makes the same choice: its
-tracer encodes a finished trace into the writer's buffer on the thread that finished it.
+between the threads (benchmarks/RESULTS.md, session 4). Session 18 tried it again with this
+compiled encoder: the request thread saved about what the export thread then spent. ddtrace
+makes the same choice: its tracer encodes a finished trace into the writer's buffer on the
+thread that finished it.
 
 Input: records (:func:`as_record`) or anything shaped like the SDK's ``ReadableSpan`` (the
 app's own SDK spans, and ``spyglass.spans``' light spans).
