@@ -13,11 +13,13 @@ from harness.contenders import ENDPOINTS, launch
 from harness.machine import agent_commit
 from harness.procs import (
     Server,
+    cpu_times,
     free_port,
     http_get,
     leaf_worker,
     loadavg1,
     rss_bytes,
+    steal_pct,
     tree_cpu_seconds,
     wait_http,
 )
@@ -93,6 +95,7 @@ def measure(contender: str, app: str, round_no: int, sink: NginxSink, udp: UdpCo
             url = f"http://127.0.0.1:{port}{path}"
             wrk.run(url, warmup, connections=connections)
             cpu0 = tree_cpu_seconds(server.proc.pid)
+            machine0 = cpu_times()
             if metrics_port is not None:
                 with Scraper(metrics_port) as scraper:
                     res = wrk.run(url, duration, connections=connections)
@@ -100,10 +103,12 @@ def measure(contender: str, app: str, round_no: int, sink: NginxSink, udp: UdpCo
             else:
                 res = wrk.run(url, duration, connections=connections)
             cpu1 = tree_cpu_seconds(server.proc.pid)
+            machine1 = cpu_times()
             row = res.to_dict()
             row["cpu_us_per_req"] = (cpu1 - cpu0) / max(1, res.requests) * 1e6
             row["rss_mib"] = rss_bytes(server.worker) / 2**20
             row["loadavg1"] = loadavg1()
+            row["steal_pct"] = steal_pct(machine0, machine1)
             result["endpoints"][path] = row
     finally:
         server.stop()

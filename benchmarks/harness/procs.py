@@ -134,3 +134,19 @@ def loadavg1() -> float:
     """The machine's 1-minute load average: how much else was running during a window."""
     with open("/proc/loadavg") as f:
         return float(f.read().split()[0])
+
+
+def cpu_times() -> list[int]:
+    """The machine's ``cpu`` line of /proc/stat, in ticks: user, nice, system, idle, iowait,
+    irq, softirq, steal, ..."""
+    with open("/proc/stat") as f:
+        return [int(x) for x in f.readline().split()[1:]]
+
+
+def steal_pct(before: list[int], after: list[int]) -> float:
+    """Per cent of all the machine's CPU time between two :func:`cpu_times` readings that the
+    hypervisor gave to other guests (steal). On a shared VM it is what makes windows of one
+    round disagree: session 18 saw 16 % and the same variant's CPU per request vary by half."""
+    spent = [b - a for a, b in zip(before, after, strict=False)]
+    total = sum(spent)
+    return 100.0 * spent[7] / total if total > 0 and len(spent) > 7 else 0.0

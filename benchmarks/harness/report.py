@@ -133,6 +133,17 @@ def sink_table(runs: list[Row]) -> str:
     return "\n".join(lines)
 
 
+def steal_line(runs: list[Row]) -> str:
+    """How much CPU the hypervisor took during the measured windows: above a few per cent,
+    windows of one round disagree by more than the targets' margins (session 18: 16 %)."""
+    steal = [row["steal_pct"] for run in runs for row in run.get("endpoints", {}).values()
+             if "steal_pct" in row]
+    if not steal:
+        return "Steal during the measured windows: not recorded (a run before session 18)."
+    return (f"Steal during the measured windows (the machine's CPU time the hypervisor gave "
+            f"to other guests): median {_med(steal):.1f} %, max {max(steal):.1f} %.")
+
+
 def render(data: Row) -> str:
     out = ["# Benchmark results", ""]
     m = data.get("machine", {})
@@ -142,6 +153,7 @@ def render(data: Row) -> str:
     runs = data.get("runs") or []
     if runs:
         out += ["## Per app × endpoint × contender (median over rounds)", "", tables(runs),
+                steal_line(runs), "",
                 "## Spyglass against the targets", "", verdicts(runs), "",
                 "## What arrived at the sinks", "", sink_table(runs), ""]
     if "metrics_bench" in data:
