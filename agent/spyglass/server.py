@@ -39,9 +39,8 @@ _current: Final[contextvars.ContextVar[RequestState | None]] = contextvars.Conte
     "spyglass_request", default=None)
 _after_request: Final[list[Callable[[], None]]] = []
 _SERVER: Final = SpanKind.SERVER
-# Final names are C statics in this compiled module; module-level names, a dict lookup each.
-_METRICS: Final = _metrics
-_PROPAGATE: Final = propagate
+# Final names are C statics in this compiled module; module-level names, a dict lookup each
+# (a module bound to a name is one either way).
 _perf_counter: Final = time.perf_counter
 
 
@@ -203,7 +202,8 @@ def _propagation_fields() -> tuple[frozenset[bytes] | None, frozenset[str] | Non
     it is one whose headers we cannot know (then every request runs ``extract``)."""
     # What propagate.get_global_textmap() returns (its module global), read without an
     # interpreted call per request; through the function where that global is not there.
-    textmap = getattr(_PROPAGATE, "_HTTP_TEXT_FORMAT", None) or propagate.get_global_textmap()
+    textmap = (getattr(propagate, "_HTTP_TEXT_FORMAT", None)
+               or propagate.get_global_textmap())
     fields_of = _setup.fields_of
     if fields_of[0] is textmap:
         return fields_of[1], fields_of[2]
@@ -265,7 +265,7 @@ def begin(method: Any, path: Any, query: Any, scheme: Any, host: Any, user_agent
         if watch is not None:
             watch.start(state)
         if not _setup.active_by_watch:
-            inst = _METRICS._instruments
+            inst = _metrics._instruments
             if inst is not None:
                 inst.http_server_active.labels().inc()
         return state
@@ -321,7 +321,7 @@ def finish(state: RequestState, exc: BaseException | None = None) -> None:
             if fields[3] & 1:  # sampled
                 trace_id, span_id = fields[0], fields[1]
             span.end()
-        inst = _METRICS._instruments
+        inst = _metrics._instruments
         if inst is not None:
             if not _setup.active_by_watch:
                 inst.http_server_active.labels().dec()

@@ -57,6 +57,7 @@ _URL_ATTRS: Final = ("url.full", "http.url", "url.query", "http.target", "db.con
 _SQL_ATTRS: Final = ("db.statement", "db.query.text")
 _HEADER_ATTR_PREFIXES: Final = ("http.request.header.", "http.response.header.")
 
+
 class _Export:
     """The span export set up by :func:`setup`, read on every span that ends: attributes of
     a compiled class are read natively, where module-level names that ``setup`` reassigns

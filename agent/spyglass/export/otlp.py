@@ -32,17 +32,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
 from opentelemetry.trace import SpanKind, StatusCode
-from opentelemetry.trace.span import DEFAULT_TRACE_STATE as _API_DEFAULT_TRACE_STATE
 
-from spyglass.spans import UNSET_STATUS, LightSpan, context_fields
+from spyglass.spans import DEFAULT_TRACE_STATE, UNSET_STATUS, LightSpan, context_fields
 
 __all__ = ["CONTENT_TYPE", "attribute_fields", "encode_client_span", "encode_request",
            "encode_span", "encode_spans", "scope_index"]
 
 CONTENT_TYPE = "application/x-protobuf"
-
-# A Final name is a C static in this compiled module; the imported name, a dict lookup.
-DEFAULT_TRACE_STATE: Final = _API_DEFAULT_TRACE_STATE
 
 _pack_q: Final = struct.Struct("<Q").pack
 _pack_d: Final = struct.Struct("<d").pack

@@ -33,9 +33,9 @@ from spyglass.spans import LightSpan, LightTracer, current_context
 
 __all__ = ["namespace", "set_tracer", "traced"]
 
-# Final names are C statics in this compiled module; module-level names, a dict lookup each.
+# Final names are C statics in this compiled module; module-level names, a dict lookup each
+# (a module bound to a name is one either way).
 _SUPPRESS_INSTRUMENTATION_KEY: Final = _API_SUPPRESS_KEY
-_METRICS: Final = _metrics
 _time_ns: Final = time.time_ns
 
 
@@ -141,7 +141,7 @@ def _record_duration(op: str, seconds: float) -> None:
     """One ``db_client_operation_duration`` observation: what ``tracing.record_dependency``
     records for other CLIENT spans, without reading the labels back from the attributes
     (tracing skips this integration's spans)."""
-    inst = _METRICS._instruments
+    inst = _metrics._instruments
     if inst is None or not op:
         return
     if _SERIES_OF[0] is not inst:
