@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -41,6 +42,25 @@ def test_every_hot_path_module_is_the_compiled_one() -> None:
         module = importlib.import_module(name)
         assert module.__file__ is not None and module.__file__.endswith(".so"), \
             f"{name} was imported from {module.__file__}: rebuild with 'pip install -e .'"
+
+
+@pytest.mark.skipif(os.environ.get("SPYGLASS_COMPILE", "1").strip() == "0",
+                    reason="built with SPYGLASS_COMPILE=0")
+@pytest.mark.skipif(not sys.platform.startswith("linux") or shutil.which("readelf") is None,
+                    reason="ELF only; needs binutils' readelf")
+def test_the_compiled_library_calls_its_own_functions_directly() -> None:
+    """Built ``-fno-semantic-interposition`` (setup.py): calls between the compiled
+    functions do not go through the PLT. Without the flag the same build has some 270 PLT
+    slots for its own ``CPyDef_`` functions."""
+    libraries = list((REPO / "agent").glob("*__mypyc*.so"))
+    assert libraries, "no compiled library next to the agent: rebuild with 'pip install -e .'"
+    for library in libraries:
+        relocations = subprocess.run(["readelf", "--relocs", "--wide", str(library)],
+                                     capture_output=True, text=True, timeout=60, check=True)
+        own = [line for line in relocations.stdout.splitlines()
+               if "JUMP_SLOT" in line and "CPyDef_" in line]
+        assert not own, f"{library.name} calls {len(own)} of its own functions through " \
+            f"the PLT, e.g. {own[0].split()[-3:]}"
 
 
 def test_the_uncompiled_modules_pass_the_in_process_unit_tests() -> None:
