@@ -42,6 +42,7 @@ _SERVER: Final = SpanKind.SERVER
 # Final names are C statics in this compiled module; module-level names, a dict lookup each
 # (a module bound to a name is one either way).
 _perf_counter: Final = time.perf_counter
+_next: Final = next  # a builtin is looked up in the builtins module on every call
 
 
 class _Setup:
@@ -363,12 +364,14 @@ class _ClosingIterable:
                 raise
         return self
 
-    def __next__(self) -> bytes:
+    def __next__(self) -> Any:
+        # -> Any: a compiled ``-> bytes`` would type-check every chunk, and a chunk the
+        # app got wrong must reach the server as the app made it, not as our TypeError.
         if self._iterator is None:
             self.__iter__()
         iterator: Any = self._iterator
         try:
-            return next(iterator)
+            return _next(iterator)
         except StopIteration:
             raise
         except BaseException as exc:

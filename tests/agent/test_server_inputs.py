@@ -114,6 +114,18 @@ def test_a_body_that_fails_midway_ends_the_span_with_the_error(
     assert not ended[0].status.is_ok
 
 
+def test_a_chunk_that_is_not_bytes_reaches_the_server_as_the_app_made_it(
+        ended: list[LightSpan]) -> None:
+    """A wrong body is the server's to reject (gunicorn: "... is not a byte"), with its own
+    error, as without the agent; the compiled wrapper does not type-check chunks."""
+    text, marker = "not bytes", object()
+    wrapped = _serve(_Body([text, marker]))  # type: ignore[list-item]
+    chunks = list(wrapped)
+    assert chunks[0] is text and chunks[1] is marker
+    wrapped.close()
+    assert len(ended) == 1 and ended[0].status.is_ok
+
+
 def test_a_body_iterated_without_iter_and_an_empty_body(ended: list[LightSpan]) -> None:
     wrapped = _serve(_Body([b"x"]))
     assert next(wrapped) == b"x"  # __next__ before __iter__
