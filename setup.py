@@ -68,7 +68,7 @@ def _ext_modules() -> list:
     extensions = mypycify(["--no-warn-unused-ignores",
                            *(os.path.join("agent", m) for m in HOT_PATH)], opt_level="2")
     for ext in extensions:
-        ext.extra_compile_args = [*ext.extra_compile_args, *_LOCAL_CALLS]
+        ext.extra_compile_args = [*ext.extra_compile_args, *_local_calls_flags()]
     return extensions
 
 
@@ -90,9 +90,6 @@ def _local_calls_flags() -> list[str]:
                            or "cc").split()[0])
     return ["-fno-semantic-interposition"] if ("gcc" in cc or "clang" in cc
                                                or cc in ("cc", "c99")) else []
-
-
-_LOCAL_CALLS = _local_calls_flags()
 
 
 setup(ext_modules=_ext_modules())
